@@ -1,0 +1,30 @@
+# make run   - set up, train on the default data (the synthetic stand-in when data/dataset.csv
+#              is absent), then serve the model on http://localhost:3000
+# make test  - set up, then run the test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run train serve test clean
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --no-deps --editable .
+	touch $(STAMP)
+
+train: $(STAMP)
+	$(BIN)/python train.py
+
+serve: $(STAMP)
+	$(BIN)/bentoml serve service:KlarnaPD
+
+run: train serve
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) outputs .pytest_cache

@@ -1,0 +1,51 @@
+"""A one-line progress report for long jobs: done/total, rows per second, time left."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+
+class Progress:
+    """Prints ``label: 1,200,000 / 10,000,000 rows (12%), 250,000 rows/s, 35 s left``.
+
+    On a terminal the line is redrawn in place; elsewhere (CI logs, files) a new line is written
+    at most every ``every`` seconds, so logs stay short.
+    """
+
+    def __init__(self, label: str, total: int | None, *, stream: TextIO | None = None, every: float = 5.0) -> None:
+        self.label = label
+        self.total = total
+        self.stream = stream if stream is not None else sys.stderr
+        self.every = every
+        self.started = time.perf_counter()
+        self._last = 0.0
+        self._tty = bool(getattr(self.stream, "isatty", lambda: False)())
+
+    def _line(self, done: int) -> str:
+        elapsed = max(time.perf_counter() - self.started, 1e-9)
+        rate = done / elapsed
+        text = f"{self.label}: {done:,}"
+        if self.total:
+            text += f" / {self.total:,} rows ({100.0 * done / self.total:.0f}%)"
+            if 0 < done < self.total and rate > 0:
+                text += f", {rate:,.0f} rows/s, {(self.total - done) / rate:,.0f} s left"
+            else:
+                text += f", {rate:,.0f} rows/s"
+        else:
+            text += f" rows, {rate:,.0f} rows/s"
+        return text
+
+    def update(self, done: int) -> None:
+        now = time.perf_counter()
+        interval = 0.2 if self._tty else self.every
+        if now - self._last < interval:
+            return
+        self._last = now
+        end = "\r" if self._tty else "\n"
+        print(self._line(done), end=end, file=self.stream, flush=True)
+
+    def finish(self, done: int) -> None:
+        elapsed = time.perf_counter() - self.started
+        print(f"{self._line(done)} in {elapsed:,.1f} s".ljust(80), file=self.stream, flush=True)

@@ -1,0 +1,163 @@
+"""The dataset spec: what a PD dataset looks like, independent of any one file.
+
+A spec names the id and target columns, the file's separator and missing-value tokens, and
+the kind of every feature. Everything downstream (loading, encoding, training, the service's
+request schema, batch scoring) is driven by it; only the built-in Klarna spec and the tests
+about it name Klarna columns.
+
+Feature kinds:
+
+- ``numeric``: a real number.
+- ``ordinal``: a small integer code whose order means something (e.g. a worst payment status
+  1 < 2 < 3 < 4). Modelled as a number, so trees split on thresholds, monotone constraints can
+  apply and a code never seen in training still falls on the right side of each threshold.
+- ``categorical``: a label without order (e.g. a merchant category). Encoded with learned levels;
+  rare and unseen levels share one "other" code.
+- ``boolean``: true/false, read from the spec's true/false tokens.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+FeatureKind = Literal["numeric", "ordinal", "categorical", "boolean"]
+
+#: Field names the service reserves in an applicant object; a feature may not use them.
+RESERVED_NAMES = frozenset({"reasons"})
+
+
+class SpecError(ValueError):
+    """A spec file that cannot be used, with the reason."""
+
+
+class Feature(BaseModel):
+    """One model input column."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(min_length=1)
+    kind: FeatureKind
+    monotone: Literal[-1, 0, 1] = 0
+    """+1: the PD may only rise with the value; -1: only fall; 0: free."""
+    description: str = ""
+
+
+class DatasetSpec(BaseModel):
+    """A declarative description of a PD dataset."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(min_length=1)
+    id: str = Field(min_length=1)
+    """Column that identifies a row (an applicant or purchase); unique per file."""
+    target: str = Field(min_length=1)
+    """Column holding 1 for default, 0 for no default, missing for rows to score."""
+    features: tuple[Feature, ...] = Field(min_length=1)
+    separator: str = Field(default=",", min_length=1, max_length=1)
+    missing_values: tuple[str, ...] = ("NA", "")
+    true_values: tuple[str, ...] = ("TRUE", "True", "true", "1")
+    false_values: tuple[str, ...] = ("FALSE", "False", "false", "0")
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _check_names(self) -> DatasetSpec:
+        names = [f.name for f in self.features]
+        seen: set[str] = set()
+        dupes = sorted({n for n in names if n in seen or seen.add(n)})
+        if dupes:
+            raise ValueError(f"feature names must be unique, repeated: {dupes}")
+        for col in (self.id, self.target):
+            if col in seen:
+                raise ValueError(f"column {col!r} is both a feature and the id/target column")
+        if self.id == self.target:
+            raise ValueError(f"id and target must differ, both are {self.id!r}")
+        reserved = sorted(RESERVED_NAMES.intersection(names))
+        if reserved:
+            raise ValueError(f"feature names {reserved} are reserved by the service's API")
+        clash = set(self.true_values) & set(self.false_values)
+        if clash:
+            raise ValueError(f"tokens {sorted(clash)} are both true and false values")
+        return self
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    @property
+    def columns(self) -> list[str]:
+        """Every column a data file must have: id, target, then the features."""
+        return [self.id, self.target, *self.feature_names]
+
+    def names_of(self, *kinds: str) -> list[str]:
+        return [f.name for f in self.features if f.kind in kinds]
+
+    def feature(self, name: str) -> Feature:
+        for f in self.features:
+            if f.name == name:
+                return f
+        raise KeyError(name)
+
+    def to_json(self) -> str:
+        return json.dumps(self.model_dump(mode="json"), indent=2, sort_keys=False) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> DatasetSpec:
+        return _validate(json.loads(text), "<json>")
+
+
+def _validate(raw: object, source: str) -> DatasetSpec:
+    if not isinstance(raw, dict):
+        raise SpecError(f"{source}: expected a mapping at the top level, got {type(raw).__name__}")
+    try:
+        return DatasetSpec.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '<spec>'}: {err['msg']}"
+            for err in exc.errors(include_url=False)
+        )
+        raise SpecError(f"{source}: invalid dataset spec: {problems}") from None
+
+
+def load_spec(path: str | Path) -> DatasetSpec:
+    """Read a YAML (or JSON) spec file.
+
+    Args:
+        path: the spec file.
+
+    Returns:
+        The validated spec.
+
+    Raises:
+        SpecError: the file is missing, not YAML, or not a valid spec.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot read spec file: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise SpecError(f"{path}: spec file is not UTF-8 text") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{path}: not valid YAML: {exc}") from None
+    return _validate(raw, str(path))
+
+
+@lru_cache(maxsize=1)
+def klarna_spec() -> DatasetSpec:
+    """The built-in spec of the Klarna case-study file ``dataset.csv``."""
+    text = resources.files("klarna_pd.specs").joinpath("klarna.yaml").read_text("utf-8")
+    return _validate(yaml.safe_load(text), "klarna_pd/specs/klarna.yaml")
+
+
+def resolve_spec(path: str | Path | None) -> DatasetSpec:
+    """The spec at ``path``, or the built-in Klarna spec when ``path`` is None."""
+    return klarna_spec() if path is None else load_spec(path)

@@ -1,0 +1,182 @@
+"""Reading files: every bad-input case gets one clear error naming file, line, column and value."""
+
+import gzip
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from klarna_pd.data import DataError, DataWarning, iter_chunks, read_dataset
+from klarna_pd.spec import load_spec
+
+from ..conftest import ROOT, UCI
+
+pytestmark = pytest.mark.data
+
+
+@pytest.fixture(scope="module")
+def good_lines(synthetic_small):
+    return synthetic_small.read_text().splitlines()
+
+
+def _write(tmp_path, lines, name="d.csv"):
+    path = tmp_path / name
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _replace_field(line: str, index: int, value: str) -> str:
+    fields = line.split(";")
+    fields[index] = value
+    return ";".join(fields)
+
+
+def test_the_synthetic_file_reads_typed(synthetic_small, klarna_spec):
+    ds = read_dataset(synthetic_small, klarna_spec)
+    f = ds.frame
+    assert list(f.columns) == klarna_spec.columns
+    assert len(f) == 6_000
+    assert f["has_paid"].isin([0.0, 1.0]).all()
+    assert f["merchant_group"].map(type).eq(str).all()
+    assert len(ds.labelled()) + len(ds.unlabelled()) == 6_000
+    assert ds.unlabelled()["default"].isna().all()
+    assert set(ds.labelled()["default"]) <= {0.0, 1.0}
+
+
+def test_gzip_and_parquet_read_the_same(synthetic_small, klarna_spec, tmp_path):
+    plain = read_dataset(synthetic_small, klarna_spec).frame
+    gz = tmp_path / "d.csv.gz"
+    gz.write_bytes(gzip.compress(synthetic_small.read_bytes()))
+    pd.testing.assert_frame_equal(read_dataset(gz, klarna_spec).frame, plain)
+    pq_path = tmp_path / "d.parquet"
+    pq.write_table(pa.Table.from_pandas(plain, preserve_index=False), pq_path)
+    pd.testing.assert_frame_equal(read_dataset(pq_path, klarna_spec).frame, plain)
+
+
+def test_uci_file_with_crlf_reads(tmp_path):
+    if not UCI.exists():
+        pytest.skip("../shared/data/uci_taiwan is not beside the checkout")
+    ds = read_dataset(UCI, load_spec(ROOT / "specs" / "uci_taiwan.yaml"))
+    assert len(ds.frame) == 30_000
+    assert ds.frame["Y"].mean() == pytest.approx(0.2212)
+    assert ds.frame["X2"].isin(["1", "2"]).all()
+
+
+def test_booleans_accept_every_spelling(good_lines, klarna_spec, tmp_path):
+    col = klarna_spec.columns.index("has_paid")
+    tokens = ["TRUE", "FALSE", "True", "False", "true", "false", "1", "0", "NA", ""]
+    lines = [good_lines[0]] + [_replace_field(good_lines[i + 1], col, t) for i, t in enumerate(tokens)]
+    f = read_dataset(_write(tmp_path, lines), klarna_spec).frame
+    np.testing.assert_array_equal(f["has_paid"].to_numpy()[:8], [1, 0, 1, 0, 1, 0, 1, 0])
+    assert f["has_paid"].iloc[8:].isna().all()
+
+
+def test_empty_fields_are_missing(good_lines, klarna_spec, tmp_path):
+    col = klarna_spec.columns.index("age")
+    lines = [good_lines[0], _replace_field(good_lines[1], col, "")]
+    assert np.isnan(read_dataset(_write(tmp_path, lines), klarna_spec).frame["age"].iloc[0])
+
+
+# (mutation of the good file, expected line, expected column, text the message must hold)
+CASES = {
+    "text in a numeric column": (lambda L, s: [L[0], L[1], _replace_field(L[2], s.columns.index("age"), "abc")],
+                                 3, "age", "expected a finite number, got 'abc'"),
+    "NaN token in a numeric column": (lambda L, s: [L[0], _replace_field(L[1], s.columns.index("age"), "nan")],
+                                      2, "age", "got 'nan'"),
+    "target outside 0/1": (lambda L, s: [L[0], L[1], L[2], _replace_field(L[3], 1, "2")],
+                           4, "default", "expected 0, 1 or missing ('NA'/''), got '2'"),
+    "non-integer code": (lambda L, s: [L[0], _replace_field(L[1], s.columns.index("account_status"), "1.5")],
+                         2, "account_status", "expected an integer code, got '1.5'"),
+    "bad boolean": (lambda L, s: [L[0], _replace_field(L[1], s.columns.index("has_paid"), "yes")],
+                    2, "has_paid", "expected one of ["),
+    "missing id": (lambda L, s: [L[0], _replace_field(L[1], 0, "NA")], 2, "uuid", "the id is missing"),
+    "duplicate id": (lambda L, s: [L[0], L[1], L[2], _replace_field(L[3], 0, L[1].split(";")[0])],
+                     2, "uuid", "also on line 4"),
+    "row with a field too few": (lambda L, s: [L[0], L[1], L[2].rsplit(";", 1)[0]],
+                                 3, None, "expected 43 fields, got 42"),
+    "missing column": (lambda L, s: [";".join(x.split(";")[:-1]) for x in L[:3]],
+                       1, None, "missing columns ['worst_status_active_inv']"),
+    "header only": (lambda L, s: [L[0]], None, None, "header but no rows"),
+    "wrong separator": (lambda L, s: [x.replace(";", ",") for x in L[:3]],
+                        1, None, "expected ';'-separated columns, the file looks ','-separated"),
+    "repeated column": (lambda L, s: [L[0] + ";age"] + [x + ";1" for x in L[1:3]],
+                        1, None, "columns repeated in the header: ['age']"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_files_get_one_clear_error(case, good_lines, klarna_spec, tmp_path):
+    mutate, line, column, needle = CASES[case]
+    path = _write(tmp_path, mutate(good_lines[:6], klarna_spec))
+    with pytest.raises(DataError) as err:
+        read_dataset(path, klarna_spec)
+    e = err.value
+    assert needle in str(e), str(e)
+    assert str(path) in str(e)
+    assert e.line == line
+    assert e.column == column
+
+
+@pytest.mark.parametrize(
+    "content, needle",
+    [
+        (b"", "file is empty"),
+        (b"\n\n", "file is empty"),
+        (b"\x00\x01\x02\xff\xfe" * 100, "not UTF-8 text"),
+    ],
+)
+def test_unusable_files(tmp_path, klarna_spec, content, needle):
+    path = tmp_path / "d.csv"
+    path.write_bytes(content)
+    with pytest.raises(DataError, match=needle):
+        read_dataset(path, klarna_spec)
+
+
+def test_unreadable_paths(tmp_path, klarna_spec):
+    with pytest.raises(DataError, match="file not found"):
+        read_dataset(tmp_path / "nope.csv", klarna_spec)
+    with pytest.raises(DataError, match="expected a file, got a directory"):
+        read_dataset(tmp_path, klarna_spec)
+    bad_gz = tmp_path / "d.csv.gz"
+    bad_gz.write_bytes(b"not gzip at all")
+    with pytest.raises(DataError, match="not a valid gz file"):
+        read_dataset(bad_gz, klarna_spec)
+    bad_pq = tmp_path / "d.parquet"
+    bad_pq.write_bytes(b"not parquet")
+    with pytest.raises(DataError, match="not a readable Parquet file"):
+        read_dataset(bad_pq, klarna_spec)
+
+
+def test_extra_columns_warn_and_are_ignored(good_lines, klarna_spec, tmp_path):
+    lines = [good_lines[0] + ";note"] + [x + ";hello" for x in good_lines[1:5]]
+    with pytest.warns(DataWarning, match=r"ignoring 1 column\(s\) the spec does not name: \['note'\]"):
+        f = read_dataset(_write(tmp_path, lines), klarna_spec).frame
+    assert "note" not in f.columns and len(f) == 4
+
+
+def test_lenient_streaming_reports_bad_rows_and_keeps_the_rest(good_lines, klarna_spec, tmp_path):
+    age = klarna_spec.columns.index("age")
+    lines = [good_lines[0], good_lines[1], _replace_field(good_lines[2], age, "old"), good_lines[3].rsplit(";", 2)[0], good_lines[4]]
+    chunks = list(iter_chunks(_write(tmp_path, lines), klarna_spec, strict=False))
+    frame = pd.concat([c.frame for c in chunks])
+    problems = [p for c in chunks for p in c.problems]
+    assert len(frame) == 2
+    assert [p.line for p in problems] == [3, 4]
+    assert list(np.concatenate([c.lines for c in chunks])) == [2, 5]
+    assert "got 'old'" in problems[0].reason
+
+
+def test_train_writes_nothing_on_bad_data(good_lines, klarna_spec, tmp_path):
+    bad = _write(tmp_path, [good_lines[0], _replace_field(good_lines[1], klarna_spec.columns.index("age"), "x")])
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, "train.py", "--data", str(bad), "--out", str(out), "--no-store"],
+        cwd=ROOT, capture_output=True, text=True,
+    )
+    assert proc.returncode == 2
+    assert "line 2, column 'age': expected a finite number, got 'x'" in proc.stderr
+    assert not out.exists()
