@@ -1,0 +1,208 @@
+"""The PD model: encoder + LightGBM booster + calibrator, and its files on disk.
+
+``PDModel.predict`` is the one scoring path: training's predictions file, the service and batch
+scoring all call it. A saved model is a directory of plain files, no pickles:
+
+============================  ==================================================================
+``booster.txt``               LightGBM's own text model format
+``encoder.json``              categorical levels, unknown/missing handling (:mod:`.features`)
+``calibrator.json``           Platt or isotonic parameters (:mod:`.calibration`)
+``spec.json``                 the dataset spec the model was trained for
+``metrics.json``              the validation results (read by ``/metadata``)
+``reference.json``            training distributions of scores and features (drift monitoring)
+============================  ==================================================================
+
+:meth:`PDModel.load` checks every file against the sha256 recorded at save time and refuses the
+model (``ModelError``) if one is missing or differs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from . import calibration
+from .calibration import Calibrator
+from .features import Encoder
+from .files import atomic_write_text, sha256_file
+from .schema import Schema
+from .spec import DatasetSpec, SpecError
+
+BOOSTER_FILE = "booster.txt"
+ENCODER_FILE = "encoder.json"
+CALIBRATOR_FILE = "calibrator.json"
+SPEC_FILE = "spec.json"
+METRICS_FILE = "metrics.json"
+REFERENCE_FILE = "reference.json"
+MODEL_FILES = (BOOSTER_FILE, ENCODER_FILE, CALIBRATOR_FILE, SPEC_FILE, METRICS_FILE, REFERENCE_FILE)
+
+
+class ModelError(Exception):
+    """A model that cannot be used: missing or altered files, or files that do not fit together."""
+
+
+@dataclass
+class PDModel:
+    """A trained PD model.
+
+    Args:
+        spec: the dataset spec it was trained for.
+        encoder: the fitted encoder.
+        booster: the LightGBM booster (binary objective).
+        calibrator: maps the booster's raw margin to a PD.
+        metrics: validation results, kept with the model.
+        reference: training distributions, for drift monitoring.
+    """
+
+    spec: DatasetSpec
+    encoder: Encoder
+    booster: lgb.Booster
+    calibrator: Calibrator
+    metrics: dict[str, Any] = field(default_factory=dict)
+    reference: dict[str, Any] = field(default_factory=dict)
+
+    @cached_property
+    def schema(self) -> Schema:
+        return Schema(self.spec)
+
+    # -- scoring --------------------------------------------------------------------------------
+
+    def encode(self, data: pd.DataFrame | Sequence[Mapping[str, Any]], *, validated: bool = False) -> np.ndarray:
+        """The model matrix of a typed frame or of records (validated unless ``validated``)."""
+        if isinstance(data, pd.DataFrame):
+            return self.encoder.transform(data)
+        records = data if validated else self.schema.validate_records(data)
+        return self.encoder.encode_records(records)
+
+    def margin(self, matrix: np.ndarray, *, num_threads: int = 0) -> np.ndarray:
+        """The booster's raw score (log-odds before calibration) of encoded rows."""
+        if len(matrix) == 0:
+            return np.empty(0)
+        return self.booster.predict(matrix, raw_score=True, num_threads=num_threads)
+
+    def predict(
+        self,
+        data: pd.DataFrame | Sequence[Mapping[str, Any]],
+        *,
+        validated: bool = False,
+        num_threads: int = 0,
+    ) -> np.ndarray:
+        """Calibrated PDs, strictly inside (0, 1), one per row, in order.
+
+        Args:
+            data: a frame typed as :mod:`klarna_pd.data` types it, or records (dicts of feature
+                name -> value, missing as None or absent).
+            validated: records were already checked by :attr:`schema` (the service's request
+                parsing does that); skip checking them again.
+            num_threads: LightGBM threads (0: its default).
+
+        Raises:
+            RequestError: a record does not fit the spec.
+        """
+        return self.predict_encoded(self.encode(data, validated=validated), num_threads=num_threads)
+
+    def predict_encoded(self, matrix: np.ndarray, *, num_threads: int = 0) -> np.ndarray:
+        """Calibrated PDs of rows already encoded by :meth:`encode` (the second half of :meth:`predict`)."""
+        return self.calibrator.transform(self.margin(matrix, num_threads=num_threads))
+
+    def contributions(self, matrix: np.ndarray) -> np.ndarray:
+        """Per-feature contributions to the raw margin (LightGBM's TreeSHAP), bias last.
+
+        Each row sums to :meth:`margin` of that row.
+        """
+        return self.booster.predict(matrix, pred_contrib=True)
+
+    def reasons(self, matrix: np.ndarray, top_k: int) -> list[list[dict[str, Any]]]:
+        """The ``top_k`` features pushing each row's PD up most, largest first.
+
+        Contributions are in log-odds of the uncalibrated margin; only positive ones are reasons.
+        """
+        if top_k <= 0 or len(matrix) == 0:
+            return [[] for _ in range(len(matrix))]
+        contrib = self.contributions(matrix)[:, :-1]
+        names = self.encoder.feature_names_
+        out = []
+        for i in range(len(matrix)):
+            row = contrib[i]
+            top = np.argsort(-row, kind="stable")[:top_k]
+            out.append(
+                [
+                    {"feature": names[j], "value": self.encoder.decode(j, matrix[i, j]), "contribution": float(row[j])}
+                    for j in top
+                    if row[j] > 0.0
+                ]
+            )
+        return out
+
+    # -- files ------------------------------------------------------------------------------------
+
+    def save(self, directory: str | Path) -> dict[str, str]:
+        """Write the model's files into ``directory``.
+
+        Returns:
+            The sha256 of each file, to be recorded where the model is stored.
+        """
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        texts = {
+            BOOSTER_FILE: self.booster.model_to_string(),
+            ENCODER_FILE: self.encoder.to_json(),
+            CALIBRATOR_FILE: json.dumps(self.calibrator.to_dict(), indent=1) + "\n",
+            SPEC_FILE: self.spec.to_json(),
+            METRICS_FILE: json.dumps(self.metrics, indent=1, sort_keys=True) + "\n",
+            REFERENCE_FILE: json.dumps(self.reference, indent=1, sort_keys=True) + "\n",
+        }
+        for name, text in texts.items():
+            atomic_write_text(directory / name, text)
+        return {name: sha256_file(directory / name) for name in MODEL_FILES}
+
+    @classmethod
+    def load(cls, directory: str | Path, *, sha256: Mapping[str, str] | None) -> PDModel:
+        """Read a model directory, refusing it unless every file matches its recorded sha256.
+
+        Args:
+            directory: the model's files.
+            sha256: the recorded digest of each file. ``None`` skips the check (only for files
+                this process has just written).
+
+        Raises:
+            ModelError: a file is missing, altered, or malformed.
+        """
+        directory = Path(directory)
+        missing = [n for n in MODEL_FILES if not (directory / n).is_file()]
+        if missing:
+            raise ModelError(f"model at {directory} is missing files {missing}")
+        if sha256 is not None:
+            unrecorded = [n for n in MODEL_FILES if n not in sha256]
+            if unrecorded:
+                raise ModelError(f"model at {directory} has no recorded sha256 for {unrecorded}")
+            for name in MODEL_FILES:
+                actual = sha256_file(directory / name)
+                if actual != sha256[name]:
+                    raise ModelError(
+                        f"model file {directory / name} does not match its recorded sha256 "
+                        f"(expected {sha256[name][:12]}..., got {actual[:12]}...): refusing to load it"
+                    )
+        try:
+            spec = DatasetSpec.from_json((directory / SPEC_FILE).read_text("utf-8"))
+            encoder = Encoder.from_dict(json.loads((directory / ENCODER_FILE).read_text("utf-8")), spec)
+            calibrator = calibration.from_dict(json.loads((directory / CALIBRATOR_FILE).read_text("utf-8")))
+            booster = lgb.Booster(model_str=(directory / BOOSTER_FILE).read_text("utf-8"))
+            metrics = json.loads((directory / METRICS_FILE).read_text("utf-8"))
+            reference = json.loads((directory / REFERENCE_FILE).read_text("utf-8"))
+        except (ValueError, KeyError, TypeError, SpecError, lgb.basic.LightGBMError) as exc:
+            raise ModelError(f"model at {directory} is malformed: {exc}") from None
+        if booster.num_feature() != encoder.n_features:
+            raise ModelError(
+                f"model at {directory}: booster expects {booster.num_feature()} features, "
+                f"the encoder makes {encoder.n_features}"
+            )
+        return cls(spec=spec, encoder=encoder, booster=booster, calibrator=calibrator, metrics=metrics, reference=reference)

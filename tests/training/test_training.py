@@ -1,0 +1,213 @@
+"""The main job on the full synthetic file, the bars it must reach, and the model's files."""
+
+import csv
+import json
+import shutil
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.model_selection import StratifiedKFold
+
+from klarna_pd import metrics
+from klarna_pd.data import read_dataset
+from klarna_pd.model import BOOSTER_FILE, ENCODER_FILE, MODEL_FILES, ModelError, PDModel
+from klarna_pd.pipeline import run
+from klarna_pd.spec import load_spec
+from klarna_pd.store import load_model
+from klarna_pd.training import TrainConfig
+
+from ..conftest import ROOT, UCI
+
+pytestmark = [pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def labelled_truth(trained, synthetic_full, klarna_spec):
+    data, truth = synthetic_full
+    frame = read_dataset(data, klarna_spec).frame
+    true_pd = pd.read_csv(truth, sep=";")["true_pd"].to_numpy()
+    mask = frame["default"].notna().to_numpy()
+    return frame, true_pd, mask
+
+
+def _oof(trained_out):
+    return json.loads((trained_out / "metrics.json").read_text())
+
+
+# -- outputs -------------------------------------------------------------------------------------
+
+
+def test_predictions_file_contract(trained, synthetic_full, klarna_spec):
+    data, _ = synthetic_full
+    frame = read_dataset(data, klarna_spec).frame
+    expected_ids = frame.loc[frame["default"].isna(), "uuid"].tolist()
+    text = (trained.out / "predictions.csv").read_text()
+    rows = list(csv.reader(text.splitlines(), delimiter=";"))
+    assert rows[0] == ["uuid", "pd"]
+    assert [r[0] for r in rows[1:]] == expected_ids  # one per unlabelled row, input order
+    pds = [float(r[1]) for r in rows[1:]]
+    assert all(0.0 < p < 1.0 for p in pds)
+    assert all(repr(float(r[1])) == r[1] for r in rows[1:])  # full, round-trip precision
+
+
+def test_metrics_document(trained):
+    m = _oof(trained.out)
+    for key in ("cv_auc_mean", "cv_auc_std", "fold_auc", "oof_auc", "gini", "ks", "pr_auc", "brier", "log_loss",
+                "ece", "calibration", "psi_labelled_vs_unlabelled", "rows", "default_rate", "input", "params",
+                "library_versions", "model_tag", "seconds"):
+        assert key in m, key
+    assert len(m["fold_auc"]) == 10
+    assert m["gini"] == pytest.approx(2 * m["oof_auc"] - 1)
+    assert m["input"]["synthetic"] is True and len(m["input"]["sha256"]) == 64
+    assert m["rows"] == {"labelled": 89_976, "unlabelled": 10_000, "defaults": m["rows"]["defaults"]}
+    cal = m["calibration"]
+    assert set(cal["methods_cross_validated"]) == {"platt", "isotonic"}
+    assert cal["method"] in ("platt", "isotonic")
+    assert {"brier", "log_loss", "ece"} <= set(cal["before"]) & set(cal["after"])
+    for stage in ("read", "encode", "cross_validation", "calibration", "final_fit", "predict", "store", "total"):
+        assert m["seconds"][stage] >= 0
+    assert m["model_tag"] == trained.model_tag
+
+
+def test_report(trained):
+    md = (trained.out / "report.md").read_text()
+    for section in ("## Data", "## Model", "## Validation", "## Results", "## Limits", "synthetic stand-in"):
+        assert section in md
+    assert len(md.splitlines()) < 60  # one printed page
+    html = (trained.out / "report.html").read_text()
+    assert html.count("<svg") == 4
+    for title in ("ROC curve", "Reliability", "PD by outcome", "Feature importance"):
+        assert title in html
+
+
+# -- bars on the synthetic stand-in ----------------------------------------------------------
+
+
+def test_oof_auc_reaches_99_percent_of_the_true_pd_auc(trained, labelled_truth):
+    frame, true_pd, mask = labelled_truth
+    y = frame.loc[mask, "default"].to_numpy()
+    true_auc = metrics.auc(y, true_pd[mask])
+    oof_auc = _oof(trained.out)["oof_auc"]
+    assert oof_auc >= 0.99 * true_auc, (oof_auc, true_auc)
+
+
+def test_closer_to_the_true_pd_than_untuned_lightgbm(trained, labelled_truth, model):
+    """Mean |PD - true PD| of our out-of-fold PDs against an untuned LightGBM's on the same folds."""
+    frame, true_pd, mask = labelled_truth
+    labelled = frame.loc[mask].reset_index(drop=True)
+    y = labelled["default"].to_numpy()
+    X = model.encoder.transform(labelled)
+    baseline = np.zeros(len(y))
+    for tr, va in StratifiedKFold(10, shuffle=True, random_state=0).split(X, y):
+        ds = lgb.Dataset(X[tr], y[tr], categorical_feature=model.encoder.categorical_indices_)
+        booster = lgb.train({"objective": "binary", "verbosity": -1, "seed": 0}, ds, num_boost_round=500)
+        baseline[va] = booster.predict(X[va])
+    ours = trained.result.oof_pd
+    gap_ours = np.mean(np.abs(ours - true_pd[mask]))
+    gap_base = np.mean(np.abs(baseline - true_pd[mask]))
+    assert gap_ours < gap_base, (gap_ours, gap_base)
+
+
+def test_uci_taiwan_five_fold_auc(tmp_path):
+    if not UCI.exists():
+        pytest.skip("../shared/data/uci_taiwan is not beside the checkout")
+    summary = run(UCI, load_spec(ROOT / "specs" / "uci_taiwan.yaml"), tmp_path, TrainConfig(folds=5), store=False,
+                  log=lambda *_: None)
+    assert summary.metrics["cv_auc_mean"] >= 0.78
+    assert (tmp_path / "predictions.csv").read_text() == "ID,pd\n"  # every row labelled
+
+
+# -- model files and the one scoring path ------------------------------------------------------
+
+
+def test_stored_model_predicts_what_training_wrote(trained, model, synthetic_full, klarna_spec):
+    frame = read_dataset(synthetic_full[0], klarna_spec).frame
+    unlabelled = frame.loc[frame["default"].isna()]
+    written = pd.read_csv(trained.out / "predictions.csv", sep=";", float_precision="round_trip")["pd"].to_numpy()
+    np.testing.assert_array_equal(model.predict(unlabelled), written)
+
+
+def test_frame_and_records_give_identical_pds(model, sample_records):
+    frame, records = sample_records
+    np.testing.assert_array_equal(model.predict(frame), model.predict(records))
+
+
+def test_reason_contributions_sum_to_the_raw_score(model, sample_records):
+    frame, _ = sample_records
+    matrix = model.encode(frame)
+    contrib = model.contributions(matrix)
+    np.testing.assert_allclose(contrib.sum(axis=1), model.margin(matrix), rtol=0, atol=1e-9)
+    reasons = model.reasons(matrix, 3)
+    for row, rs in zip(contrib, reasons):
+        assert [r["contribution"] for r in rs] == sorted((c for c in row[:-1] if c > 0), reverse=True)[: len(rs)]
+
+
+def test_tampered_or_missing_files_are_refused(trained, bentoml_home, tmp_path):
+    import bentoml
+
+    stored = bentoml.models.get(trained.model_tag)
+    digests = stored.info.metadata["sha256"]
+    copy = tmp_path / "model"
+    shutil.copytree(stored.path, copy)
+    PDModel.load(copy, sha256=digests)  # intact copy loads
+    text = (copy / BOOSTER_FILE).read_text()
+    (copy / BOOSTER_FILE).write_text(text.replace("shrinkage=", "shrinkage=9", 1))
+    with pytest.raises(ModelError, match=r"booster.txt does not match its recorded sha256"):
+        PDModel.load(copy, sha256=digests)
+    (copy / ENCODER_FILE).unlink()
+    with pytest.raises(ModelError, match=r"missing files \['encoder.json'\]"):
+        PDModel.load(copy, sha256=digests)
+    assert set(MODEL_FILES) <= set(digests)
+
+
+def test_store_roundtrip_predicts_identically(model, trained, sample_records):
+    again = load_model(trained.model_tag)
+    frame, _ = sample_records
+    np.testing.assert_array_equal(again.predict(frame), model.predict(frame))
+
+
+# -- behaviour ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("row", range(0, 200, 25))
+def test_a_worse_recent_status_never_lowers_the_pd(model, sample_records, row):
+    """account_worst_status_0_3m is monotone (+1) in the spec."""
+    _, records = sample_records
+    rec = dict(records[row])
+    pds = [model.predict([{**rec, "account_worst_status_0_3m": s}])[0] for s in (1, 2, 3, 4)]
+    assert pds == sorted(pds)
+
+
+def test_an_unknown_merchant_category_scores_as_other(model, sample_records):
+    _, records = sample_records
+    rec = dict(records[0])
+    unknown = model.predict([{**rec, "merchant_category": "Spaceships"}])[0]
+    rare = model.predict([{**rec, "merchant_category": "another unseen level"}])[0]
+    assert 0.0 < unknown < 1.0 and unknown == rare
+
+
+def test_same_data_and_seed_give_byte_identical_predictions(tmp_path, bentoml_home):
+    from klarna_pd.synth import write_synthetic
+    from klarna_pd.spec import klarna_spec
+
+    data = tmp_path / "d.csv"
+    write_synthetic(data, rows=20_000, seed=3)
+    outs = []
+    for i in range(2):
+        out = tmp_path / f"out{i}"
+        run(data, klarna_spec(), out, TrainConfig(folds=3, seed=5), store=False, log=lambda *_: None)
+        outs.append((out / "predictions.csv").read_bytes())
+    assert outs[0] == outs[1]
+
+
+def test_too_few_defaults_for_the_folds(tmp_path, synthetic_small, klarna_spec):
+    lines = synthetic_small.read_text().splitlines()
+    kept = [lines[0]] + [x for x in lines[1:] if x.split(";")[1] != "1"][:500]
+    path = tmp_path / "no_defaults.csv"
+    path.write_text("\n".join(kept) + "\n")
+    with pytest.raises(ValueError, match="needs at least 10 rows of each outcome; the labelled rows have 0 defaults"):
+        run(path, klarna_spec, tmp_path / "out", TrainConfig(folds=10), store=False, log=lambda *_: None)
+    assert not (tmp_path / "out" / "predictions.csv").exists()
+

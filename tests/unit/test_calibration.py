@@ -1,0 +1,49 @@
+import numpy as np
+import pytest
+
+from klarna_pd import calibration, metrics
+
+pytestmark = pytest.mark.unit
+
+
+def _data(n=20_000, seed=0):
+    rng = np.random.default_rng(seed)
+    margin = rng.normal(-4, 1.5, n)
+    # Truth is steeper than the margin says: calibration must stretch it.
+    p = 1 / (1 + np.exp(-(1.4 * margin + 1.0)))
+    return margin, (rng.random(n) < p).astype(float)
+
+
+@pytest.mark.parametrize("cls", [calibration.Platt, calibration.Isotonic])
+def test_calibrators_improve_log_loss_and_roundtrip(cls):
+    margin, y = _data()
+    raw = 1 / (1 + np.exp(-margin))
+    cal = cls().fit(margin, y)
+    out = cal.transform(margin)
+    assert metrics.log_loss(y, out) < metrics.log_loss(y, raw)
+    assert np.all((out > 0) & (out < 1))
+    again = calibration.from_dict(cal.to_dict())
+    assert np.array_equal(again.transform(margin), out)
+    assert np.all(np.diff(out[np.argsort(margin)]) >= 0)  # never reorders
+
+
+def test_choose_reports_both_and_picks_the_lower_log_loss():
+    margin, y = _data()
+    cal, report = calibration.choose(margin, y, seed=0)
+    scores = report["cross_validated"]
+    assert set(scores) == {"platt", "isotonic"}
+    best = min(scores, key=lambda k: scores[k]["log_loss"])
+    assert report["chosen"] == best == cal.method
+
+
+@pytest.mark.parametrize(
+    "raw, needle",
+    [
+        ({"method": "magic"}, "must be one of"),
+        ({"method": "platt", "a": float("nan"), "b": 0.0}, "non-finite"),
+        ({"method": "isotonic", "x": [0, 1], "y": [0.5, 0.1]}, "non-decreasing"),
+    ],
+)
+def test_bad_calibrator_files(raw, needle):
+    with pytest.raises(ValueError, match=needle):
+        calibration.from_dict(raw)
