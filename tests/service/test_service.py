@@ -1,0 +1,210 @@
+"""The service over HTTP: a real ``bentoml serve`` subprocess of the trained model."""
+
+import json
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import numpy as np
+import pytest
+
+from klarna_pd.client import PDClient, PDClientError
+from klarna_pd.data import read_dataset
+
+from ..conftest import records_of, start_server, stop_server, wait_ready
+
+pytestmark = [pytest.mark.service, pytest.mark.slow]
+
+JSON = {"content-type": "application/json"}
+
+
+def post(url, path, payload=None, *, content=None, headers=JSON):
+    body = content if content is not None else json.dumps(payload).encode()
+    return httpx.post(f"{url}{path}", content=body, headers=headers, timeout=60)
+
+
+def test_probes(server):
+    assert httpx.get(f"{server}/livez").status_code == 200
+    assert httpx.get(f"{server}/readyz").status_code == 200
+
+
+def test_single_and_batched_predict_equal_the_library(server, model, sample_records):
+    _, records = sample_records
+    expected = model.predict(records)
+    batched = post(server, "/predict", {"applicants": records})
+    assert batched.status_code == 200, batched.text
+    assert [r["pd"] for r in batched.json()] == expected.tolist()
+    assert [r["uuid"] for r in batched.json()] == [r["uuid"] for r in records]
+    # Concurrent one-applicant requests, merged by adaptive batching: each answer is still exact.
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(lambda rec: post(server, "/predict", {"applicants": [rec]}), records[:64]))
+    assert [a.json()[0]["pd"] for a in answers] == expected[:64].tolist()
+
+
+def test_reasons_when_asked(server, model, sample_records):
+    frame, records = sample_records
+    resp = post(server, "/predict", {"applicants": [{**records[0], "reasons": 3}, records[1]]})
+    first, second = resp.json()
+    assert "reasons" not in second
+    matrix = model.encode(frame.head(1))
+    assert first["reasons"] == model.reasons(matrix, 3)[0]
+    assert 1 <= len(first["reasons"]) <= 3
+    assert all(r["contribution"] > 0 for r in first["reasons"])
+
+
+def test_legacy_endpoint_contract(server, model, sample_records):
+    _, records = sample_records
+    rec = {k: v for k, v in records[5].items() if k != "uuid"}
+    resp = post(server, "/estimate-default-probability", rec)
+    assert resp.status_code == 200
+    assert resp.json() == {"default_probability": float(model.predict([rec])[0]), "status": "success"}
+
+
+@pytest.mark.parametrize(
+    "path, body, headers, status, needle",
+    [
+        ("/predict", b'{"applicants": [{"age": "abc"}]}', JSON, 422, "applicants[0].age: expected a finite number or null for 'age', got 'abc'"),
+        ("/predict", b'{"applicants": [{"agee": 1}]}', JSON, 422, "unknown field 'agee'"),
+        ("/predict", b'{"applicants": []}', JSON, 422, "expected at least one applicant"),
+        ("/predict", b'{"applicants": [{"age": NaN}]}', JSON, 400, "NaN is not a JSON value"),
+        ("/predict", b'{"applicants": [{"age": 1e309}]}', JSON, 422, "got inf"),
+        ("/predict", b'{"applicants": [', JSON, 400, "malformed JSON"),
+        ("/predict", b'{"applicants": [{}]}', {"content-type": "text/plain"}, 415, "expected Content-Type application/json, got 'text/plain'"),
+        ("/estimate-default-probability", b'{"age": "abc"}', JSON, 422, "expected a finite number or null for 'age', got 'abc'"),
+        ("/estimate-default-probability", b'{"has_paid": "maybe"}', JSON, 422, "for 'has_paid', got 'maybe'"),
+        ("/estimate-default-probability", b"[]", JSON, 422, "expected a JSON object, got []"),
+        ("/estimate-default-probability", b"", JSON, 400, "empty request body"),
+        ("/estimate-default-probability", b'{"age": 30}', {"content-type": "application/x-www-form-urlencoded"}, 415, "expected Content-Type application/json"),
+    ],
+)
+def test_bad_input_gets_a_clear_4xx(server, path, body, headers, status, needle):
+    resp = post(server, path, content=body, headers=headers)
+    assert resp.status_code == status, resp.text
+    payload = resp.json()
+    assert payload["status"] == "error"
+    assert needle in payload["message"], payload
+
+
+def test_oversize_body_and_overlong_batch(server):
+    big = b'{"applicants": [' + b",".join([b'{"merchant_category": "' + b"x" * 150 + b'"}'] * 120_000) + b"]}"
+    resp = post(server, "/predict", content=big)
+    assert resp.status_code == 413 and "over the limit" in resp.json()["message"]
+    resp = post(server, "/predict", {"applicants": [{}] * 10_001})
+    assert resp.status_code == 422 and "at most 10000 applicants" in resp.json()["message"]
+
+
+def test_unknown_category_is_scored_not_refused(server, model, sample_records):
+    _, records = sample_records
+    rec = {**records[0], "merchant_category": "Spaceships", "merchant_group": "Outer space"}
+    resp = post(server, "/predict", {"applicants": [rec]})
+    assert resp.status_code == 200
+    assert resp.json()[0]["pd"] == model.predict([rec])[0]
+
+
+def test_every_row_of_the_file_is_accepted_as_it_is(server, synthetic_full, klarna_spec):
+    frame = read_dataset(synthetic_full[0], klarna_spec).frame
+    records = records_of(frame, klarna_spec)
+    for start in range(0, len(records), 10_000):
+        resp = post(server, "/predict", {"applicants": records[start : start + 10_000]})
+        assert resp.status_code == 200, resp.text[:500]
+        assert len(resp.json()) == len(records[start : start + 10_000])
+
+
+def test_metadata(server, trained):
+    meta = httpx.get(f"{server}/metadata").json()
+    assert meta["model_tag"] == trained.model_tag
+    assert meta["created"]
+    assert meta["metrics"]["oof_auc"] == trained.metrics["oof_auc"]
+    assert meta["spec"]["id"] == "uuid" and len(meta["spec"]["features"]) == 41
+    assert meta["serving_library_versions"]["lightgbm"]
+    assert meta["batching"]["max_batch_size"] >= 2
+
+
+def test_metrics_count_rejections_and_served_pds(server, sample_records):
+    _, records = sample_records
+    post(server, "/predict", {"applicants": records[:10]})
+    post(server, "/predict", content=b'{"applicants": [{"age": "x"}]}')
+    text = httpx.get(f"{server}/metrics").text
+    assert 'klarna_pd_rejected_requests_total{reason="invalid",status="422"}' in text
+    assert 'klarna_pd_served_pd_bucket{endpoint="predict",le="0.01"}' in text
+    count = [line for line in text.splitlines() if line.startswith('klarna_pd_served_pd_count{endpoint="predict"}')]
+    assert count and float(count[0].split()[-1]) >= 10
+
+
+def test_python_client(server, model, sample_records):
+    _, records = sample_records
+    with PDClient(server) as client:
+        results = client.predict(records[:5], reasons=2)
+        assert [r["pd"] for r in results] == model.predict(records[:5]).tolist()
+        assert all(len(r["reasons"]) <= 2 for r in results)
+        rec = {k: v for k, v in records[0].items() if k != "uuid"}
+        assert client.estimate(rec) == model.predict([rec])[0]
+        assert client.metadata()["model_tag"]
+        with pytest.raises(PDClientError) as err:
+            client.predict([{"age": "old"}])
+        assert err.value.status == 422 and "got 'old'" in err.value.message
+
+
+# -- servers with other settings ----------------------------------------------------------------
+
+KEY = "k" * 24
+
+
+@pytest.fixture(scope="module")
+def keyed_server(trained):
+    proc, url = start_server(
+        "service:KlarnaPD", env={"KLARNA_PD_MODEL_TAG": trained.model_tag, "KLARNA_PD_API_KEYS": f"{KEY},{'z' * 20}"}
+    )
+    try:
+        wait_ready(url)
+        yield url, proc
+    finally:
+        stop_server(proc)
+
+
+def test_api_keys(keyed_server, sample_records):
+    url, proc = keyed_server
+    _, records = sample_records
+    body = {"applicants": records[:1]}
+    assert post(url, "/predict", body).status_code == 401
+    assert post(url, "/predict", body, headers={**JSON, "authorization": "Bearer wrong-key-wrong-key"}).status_code == 401
+    assert post(url, "/predict", body, headers={**JSON, "authorization": f"Bearer {KEY}"}).status_code == 200
+    assert post(url, "/predict", body, headers={**JSON, "x-api-key": "z" * 20}).status_code == 200
+    assert post(url, "/estimate-default-probability", {"age": 30}).status_code == 401
+    assert httpx.get(f"{url}/metadata").status_code == 401
+    for open_path in ("/livez", "/readyz", "/metrics"):
+        assert httpx.get(f"{url}{open_path}").status_code == 200
+    with PDClient(url, api_key=KEY) as client:
+        assert 0 < client.predict(records[:1])[0]["pd"] < 1
+    assert KEY not in open(proc.log_path).read()
+
+
+@pytest.fixture(scope="module")
+def tampered_tag(trained, bentoml_home):
+    """A copy of the trained model in the store, with one file altered."""
+    import bentoml
+
+    src = bentoml.models.get(trained.model_tag)
+    dst = bentoml_home / "models" / "klarna-pd-tampered" / "v1"
+    shutil.copytree(src.path, dst)
+    (dst.parent / "latest").write_text("v1")
+    booster = dst / "booster.txt"
+    booster.write_text(booster.read_text().replace("shrinkage=", "shrinkage=7", 1))
+    yaml_path = dst / "model.yaml"
+    yaml_path.write_text(yaml_path.read_text().replace(f"name: {src.tag.name}", "name: klarna-pd-tampered").replace(
+        f"version: {src.tag.version}", "version: v1"))
+    return "klarna-pd-tampered:v1"
+
+
+def test_a_tampered_model_is_never_served(tampered_tag):
+    proc, url = start_server("service:KlarnaPD", env={"KLARNA_PD_MODEL_TAG": tampered_tag})
+    try:
+        assert httpx.get(f"{url}/livez").status_code == 200
+        assert httpx.get(f"{url}/readyz").status_code == 503
+        resp = post(url, "/predict", {"applicants": [{}]})
+        assert resp.status_code == 503 and "does not match its recorded sha256" in resp.json()["message"]
+        resp = post(url, "/estimate-default-probability", {})
+        assert resp.status_code == 503
+        assert "booster.txt does not match its recorded sha256" in open(proc.log_path).read()
+    finally:
+        stop_server(proc)
