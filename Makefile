@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run train serve test clean
+.PHONY: run train serve test bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ run: train serve
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# Benchmarks (not tests): tables printed and written to benchmarks/results/. Needs wrk (apt-get install wrk).
+bench: $(STAMP)
+	$(BIN)/python benchmarks/train.py
+	$(BIN)/python benchmarks/serve.py
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache

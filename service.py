@@ -32,19 +32,28 @@ from klarna_pd.serving.requests import predict_input_spec
 from klarna_pd.serving.routes import build_app
 from klarna_pd.serving.scorer import Scorer
 from klarna_pd.settings import Settings
-from klarna_pd.store import load_stored, stored_spec
+from klarna_pd.store import ModelRecord, load_directory, load_stored, record_of_directory, record_of_stored
 
 logger = logging.getLogger("klarna_pd.service")
 
 settings = Settings()
+# Declared at class scope below so that `bentoml build` packs it into the Bento.
 model_ref = bentoml.models.BentoModel(settings.model_tag)
-if model_ref.stored is None:
-    raise BentoMLException(
-        f"model {settings.model_tag!r} is not in the BentoML model store ({bentoml.models.get.__module__} store); "
-        "train one with `python train.py`, or pull one with `python -m klarna_pd.store pull`"
-    )
+
+
+def _record() -> ModelRecord:
+    if settings.model_dir is not None:
+        return record_of_directory(settings.model_dir)
+    if model_ref.stored is None:
+        raise BentoMLException(
+            f"model {settings.model_tag!r} is not in the BentoML model store; train one with "
+            "`python train.py`, or pull one with `python -m klarna_pd.store pull`"
+        )
+    return record_of_stored(model_ref.stored)
+
+
 # The request and response types follow the served model's spec (recorded in its metadata).
-schema = Schema(stored_spec(model_ref.stored), max_applicants=settings.max_applicants)
+schema = Schema(_record().spec, max_applicants=settings.max_applicants)
 Applicant = schema.applicant
 PDResult = schema.result
 
@@ -83,24 +92,31 @@ class KlarnaPD:
     def __init__(self) -> None:
         self.scorer: Scorer | None = None
         self.load_error: str | None = None
-        stored = self.model
         try:
-            pd_model = load_stored(stored)
+            if settings.model_dir is not None:
+                record, pd_model = record_of_directory(settings.model_dir), load_directory(settings.model_dir)
+            else:
+                record, pd_model = record_of_stored(self.model), load_stored(self.model)
         except ModelError as exc:
             # Stay up but not ready: the pod shows why, and nothing is scored with a bad model.
             self.load_error = str(exc)
-            logger.error("model %s refused, not serving: %s", stored.tag, exc)
+            logger.error("model refused, not serving: %s", exc)
             return
         self.scorer = Scorer(
             pd_model,
             info={
-                "model_tag": str(stored.tag),
-                "created": stored.info.creation_time.isoformat(),
+                "model_tag": record.tag,
+                "created": record.created,
+                "source": str(settings.model_dir) if settings.model_dir is not None else "model store",
                 "serving_library_versions": library_versions(),
-                "batching": {"max_batch_size": settings.max_batch_size, "max_latency_ms": settings.max_latency_ms},
+                "batching": {
+                    "adaptive": settings.adaptive_batching,
+                    "max_batch_size": settings.max_batch_size,
+                    "max_latency_ms": settings.max_latency_ms,
+                },
             },
         )
-        logger.info("serving model %s", stored.tag)
+        logger.info("serving model %s", record.tag)
         # The cyclic collector's full passes over the ~200k objects a worker holds showed as
         # 100-300 ms stalls in the latency tail (py-spy; single-applicant p99 at 16 connections
         # fell from ~320 ms to ~23 ms without them). What is loaded now lives as long as the

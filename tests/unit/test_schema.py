@@ -41,6 +41,8 @@ def test_a_full_row_and_an_empty_one_are_accepted():
         (b'{"age": 1e309}', 422, "got inf"),
         (b'{"age": NaN}', 400, "NaN is not a JSON value"),
         (b'{"age": -Infinity}', 400, "-Infinity is not a JSON value"),
+        (b'{"merchant_group": NaN}', 400, "NaN is not a JSON value"),
+        (b'{"uuid": Infinity}', 400, "Infinity is not a JSON value"),
         (b'{"age": 1', 400, "malformed JSON"),
         (b"[1]", 422, "expected a JSON object, got [1]"),
         (b'{"merchant_group": "' + b"x" * 300 + b'"}', 422, "at most 200 characters"),
@@ -70,9 +72,18 @@ def test_batch_errors(body, needle):
     assert needle in err.value.message
 
 
-def test_a_string_containing_nan_is_not_a_nan_token():
-    out = SCHEMA.validate_one_json(b'{"merchant_category": "NaNa shop"}')
-    assert out["merchant_category"] == "NaNa shop"
+@pytest.mark.parametrize("text", ["NaNa shop", "NaN", "Infinity"])
+def test_strings_that_look_like_tokens_are_text(text):
+    body = json.dumps({"merchant_category": text}).encode()
+    assert SCHEMA.validate_one_json(body)["merchant_category"] == text
+    many = json.dumps({"applicants": [{"merchant_category": text}]}).encode()
+    assert SCHEMA.validate_many_json(many)[0]["merchant_category"] == text
+
+
+def test_a_token_in_a_batch_text_field_is_refused():
+    with pytest.raises(RequestError) as err:
+        SCHEMA.validate_many_json(b'{"applicants": [{}, {"name_in_email": NaN}]}')
+    assert err.value.status == 400
 
 
 def test_numbers_in_categorical_fields_become_their_text():
