@@ -87,7 +87,10 @@ routes = build_app(
     labels={"owner": "risk", "project": "klarna-pd"},
 )
 class KlarnaPD:
-    model = model_ref
+    if settings.model_dir is None:
+        # Packed into the Bento by `bentoml build`. A pod serving a model pulled from S3
+        # (KLARNA_PD_MODEL_DIR) does not declare it, so BentoML does not look it up.
+        model = model_ref
 
     def __init__(self) -> None:
         self.scorer: Scorer | None = None

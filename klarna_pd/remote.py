@@ -94,6 +94,7 @@ def push(tag: str, uri: str, *, log: Callable[[str], None] = print) -> str:
         The model's S3 URI, to give to :func:`pull` (or the chart's ``model.uri``).
     """
     import bentoml
+    from boto3.exceptions import S3UploadFailedError
     from botocore.exceptions import BotoCoreError, ClientError
 
     from .store import load_stored
@@ -111,10 +112,20 @@ def push(tag: str, uri: str, *, log: Callable[[str], None] = print) -> str:
     }
     s3 = _client()
     try:
+        s3.head_bucket(Bucket=loc.bucket)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchBucket", "NotFound"):
+            raise RemoteError(f"pushing {stored.tag}: bucket {loc.bucket!r} does not exist") from None
+        raise _explain(exc, f"pushing {stored.tag}", loc) from None
+    except BotoCoreError as exc:
+        raise _explain(exc, f"pushing {stored.tag}", loc) from None
+    try:
         for p in files:
             s3.upload_file(str(p), loc.bucket, loc.key(str(p.relative_to(root))))
         # The manifest goes last: a pull never sees a model whose files are not all there.
         s3.put_object(Bucket=loc.bucket, Key=loc.key(MANIFEST), Body=json.dumps(manifest, indent=1).encode())
+    except S3UploadFailedError as exc:
+        raise RemoteError(f"pushing {stored.tag}: {exc}") from None
     except (ClientError, BotoCoreError) as exc:
         raise _explain(exc, f"pushing {stored.tag}", loc) from None
     log(f"pushed {stored.tag} ({len(files)} files) to {loc.uri()}")

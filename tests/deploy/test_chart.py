@@ -1,0 +1,197 @@
+"""The Helm chart, linted and rendered by the real Helm library (helm-python-sdk), then checked."""
+
+from pathlib import Path
+
+import helm_python as helm
+import pytest
+import yaml
+
+from ..conftest import ROOT
+from .policy import KUBE_VERSION, documents, run_checkov, validate
+
+pytestmark = pytest.mark.deploy
+
+CHART = ROOT / "helm" / "klarna-pd"
+VARIANTS = {"default": None, **{p.name.removesuffix("-values.yaml"): p for p in sorted((CHART / "ci").glob("*-values.yaml"))}}
+
+
+def _values(name: str) -> dict | None:
+    path = VARIANTS[name]
+    return yaml.safe_load(path.read_text()) if path else None
+
+
+def render(values: dict | None) -> dict[str, list[dict]]:
+    """Objects by kind, rendered as `helm install klarna-pd -n risk` would."""
+    out = helm.Chart.load(CHART).render(values, name="klarna-pd", namespace="risk", is_install=True)
+    objects: dict[str, list[dict]] = {}
+    for path, text in out.items():
+        if path.endswith(".yaml"):
+            for doc in documents(text):
+                objects.setdefault(doc["kind"], []).append(doc)
+    return objects
+
+
+def test_there_are_variants_for_hpa_off_ingress_off_and_s3_models():
+    assert {"default", "hpa-off", "ingress-off", "s3-model"} <= set(VARIANTS)
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_lint_strict(variant):
+    report = helm.lint(CHART, _values(variant), strict=True, kube_version=f"v{KUBE_VERSION}")
+    problems = [m for m in report["messages"] if m["severity"] >= 2]
+    assert not report["errors"] and not problems, report
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_every_rendered_object_validates_against_the_eks_schema(variant):
+    objects = render(_values(variant))
+    assert sum(len(v) for v in objects.values()) >= 6
+    for kind, items in objects.items():
+        for obj in items:
+            validate(obj)
+            assert obj["metadata"]["namespace"] == "risk", (kind, obj["metadata"]["name"])
+
+
+def _deployment(values):
+    (dep,) = render(values)["Deployment"]
+    return dep
+
+
+def test_deployment_defaults():
+    dep = _deployment(None)
+    spec = dep["spec"]
+    assert "replicas" not in spec  # the HPA owns it
+    assert spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    pod = spec["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["automountServiceAccountToken"] is False
+    (c,) = pod["containers"]
+    assert c["ports"] == [{"name": "http", "containerPort": 3000, "protocol": "TCP"}]
+    assert c["livenessProbe"]["httpGet"] == {"path": "/livez", "port": "http"}
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    sc = c["securityContext"]
+    assert sc["readOnlyRootFilesystem"] is True and sc["capabilities"]["drop"] == ["ALL"]
+    assert sc["allowPrivilegeEscalation"] is False
+    assert c["resources"]["requests"]["cpu"] and c["resources"]["limits"]["memory"]
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    assert env["KLARNA_PD_WORKERS"] == "1" and env["KLARNA_PD_MAX_LATENCY_MS"] == "300"
+    assert "KLARNA_PD_MODEL_DIR" not in env and "initContainers" not in pod
+    # The writable places of a read-only root filesystem.
+    assert {m["mountPath"] for m in c["volumeMounts"]} == {"/tmp", "/var/lib/bentoml"}
+    assert c["lifecycle"]["preStop"]["exec"]["command"] == ["sleep", "5"]
+
+
+def test_hpa_and_pdb():
+    objs = render(None)
+    (hpa,) = objs["HorizontalPodAutoscaler"]
+    assert hpa["apiVersion"] == "autoscaling/v2"
+    assert hpa["spec"]["minReplicas"] == 2 and hpa["spec"]["maxReplicas"] == 10
+    assert hpa["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"] == 60
+    (pdb,) = objs["PodDisruptionBudget"]
+    assert pdb["spec"]["minAvailable"] == 1
+
+
+def test_hpa_off_sets_replicas():
+    objs = render(_values("hpa-off"))
+    assert "HorizontalPodAutoscaler" not in objs
+    assert objs["Deployment"][0]["spec"]["replicas"] == 3
+
+
+def test_ingress_routes_predict_through_the_alb():
+    (ing,) = render(None)["Ingress"]
+    assert ing["spec"]["ingressClassName"] == "alb"
+    assert ing["metadata"]["annotations"]["alb.ingress.kubernetes.io/target-type"] == "ip"
+    assert ing["metadata"]["annotations"]["alb.ingress.kubernetes.io/healthcheck-path"] == "/readyz"
+    (path,) = ing["spec"]["rules"][0]["http"]["paths"]
+    assert path["path"] == "/" and path["pathType"] == "Prefix"  # so POST /predict reaches the service
+    (svc,) = render(None)["Service"]
+    assert path["backend"]["service"]["name"] == svc["metadata"]["name"]
+    assert path["backend"]["service"]["port"]["number"] == svc["spec"]["ports"][0]["port"]
+    assert svc["spec"]["ports"][0]["targetPort"] == "http"
+    assert "Ingress" not in render(_values("ingress-off"))
+
+
+def test_s3_model_variant_pulls_before_serving():
+    values = _values("s3-model")
+    objs = render(values)
+    pod = objs["Deployment"][0]["spec"]["template"]["spec"]
+    (init,) = pod["initContainers"]
+    assert init["command"][:4] == ["python", "-m", "klarna_pd.store", "pull"]
+    assert init["command"][4] == values["model"]["uri"]
+    dest = init["command"][init["command"].index("--dest") + 1]
+    env = {e["name"]: e for e in pod["containers"][0]["env"]}
+    assert env["KLARNA_PD_MODEL_DIR"]["value"] == dest
+    assert env["KLARNA_PD_API_KEYS"]["valueFrom"]["secretKeyRef"]["name"] == "klarna-pd-api-keys"
+    (sa,) = objs["ServiceAccount"]
+    assert sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].endswith(":role/klarna-pd-model-reader")
+
+
+def test_a_new_model_uri_rolls_the_pods():
+    a = _deployment({"model": {"uri": "s3://bucket/models/klarna-pd/v1"}})
+    b = _deployment({"model": {"uri": "s3://bucket/models/klarna-pd/v2"}})
+    key = "checksum/model-and-settings"
+    assert a["spec"]["template"]["metadata"]["annotations"][key] != b["spec"]["template"]["metadata"]["annotations"][key]
+
+
+def test_helm_test_pod_posts_an_applicant_to_predict():
+    (pod,) = render(None)["Pod"]
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    script = pod["spec"]["containers"][0]["args"][0]
+    assert "/predict" in script and '"applicants"' in script and "--fail-with-body" in script
+    keyed = render(_values("s3-model"))["Pod"][0]
+    assert "Authorization: Bearer $API_KEY" in keyed["spec"]["containers"][0]["args"][0]
+
+
+@pytest.mark.parametrize(
+    "values, needle",
+    [
+        ({"settings": {"workers": 0}}, "workers"),
+        ({"model": {"uri": "http://example.com/model"}}, "uri"),
+        ({"autoscaling": {"enabled": True, "targetCPUUtilizationPercentage": 150}}, "targetCPUUtilizationPercentage"),
+        ({"replicaCount": "two"}, "replicaCount"),
+        ({"unknownKey": 1}, "unknownKey"),
+    ],
+)
+def test_values_schema_refuses_bad_values(values, needle):
+    with pytest.raises(helm.HelmError) as err:
+        helm.Chart.load(CHART).render(values, name="klarna-pd", namespace="risk")
+    assert needle in str(err.value)
+
+
+# Blocks handed to Kubernetes as they are: one comment on the block, not on each field.
+VERBATIM = {"podSecurityContext", "securityContext", "resources", "strategy", "livenessProbe",
+            "readinessProbe", "startupProbe", "topologySpreadConstraints"}
+
+
+def test_every_value_has_a_comment():
+    lines = (CHART / "values.yaml").read_text().splitlines()
+    block = None
+    for i, line in enumerate(lines):
+        text = line.strip()
+        if not text or text.startswith(("#", "-")):
+            continue
+        indent = len(line) - len(line.lstrip())
+        key, _, rest = text.partition(":")
+        if indent == 0:
+            block = key
+        is_leaf = rest.strip() != ""
+        needs = (indent == 0 and block in VERBATIM) or (is_leaf and indent <= 2 and block not in VERBATIM)
+        if needs:
+            assert lines[i - 1].strip().startswith("#"), f"values.yaml line {i + 1} has no comment: {line!r}"
+
+
+def test_notes_render():
+    out = helm.Chart.load(CHART).render(None, name="klarna-pd", namespace="risk")
+    notes = next(text for path, text in out.items() if path.endswith("NOTES.txt"))
+    assert "helm test klarna-pd" in notes and "/predict" in notes
+
+
+def test_checkov_passes_on_every_variant(tmp_path):
+    for name in VARIANTS:
+        out = helm.Chart.load(CHART).render(_values(name), name="klarna-pd", namespace="risk", is_install=True)
+        text = "\n---\n".join(t for p, t in out.items() if p.endswith(".yaml") and t.strip())
+        (tmp_path / f"{name}.yaml").write_text(text)
+    result = run_checkov(tmp_path, "kubernetes")
+    assert not result["failed"], result["failed"]
+    assert result["passed"] > 100
+    for skip in result["skipped"]:
+        assert skip["reason"].strip(), f"skipped without a reason: {skip['check_id']} {skip['resource']}"

@@ -1,0 +1,176 @@
+"""Models in S3, against a real S3 API: moto's server mode on loopback."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import boto3
+import httpx
+import numpy as np
+import pytest
+
+from klarna_pd.remote import RemoteError, pull, push
+from klarna_pd.store import load_directory
+
+from ..conftest import ROOT, free_port, start_server, stop_server, wait_ready
+
+pytestmark = [pytest.mark.deploy, pytest.mark.slow]
+
+BUCKET = "models-test"
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint():
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url, timeout=1)
+            break
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    env = {"AWS_ENDPOINT_URL": url, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+           "AWS_DEFAULT_REGION": "eu-north-1"}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    boto3.client("s3").create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-north-1"})
+    try:
+        yield url, env
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def pushed(s3_endpoint, trained):
+    return push(trained.model_tag, f"s3://{BUCKET}/models", log=lambda *_: None)
+
+
+def test_push_writes_files_and_a_manifest_last(pushed, trained):
+    name, version = trained.model_tag.split(":")
+    assert pushed == f"s3://{BUCKET}/models/{name}/{version}"
+    keys = {o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket=BUCKET, Prefix="models/")["Contents"]}
+    prefix = f"models/{name}/{version}/"
+    assert {prefix + f for f in ("manifest.json", "model.yaml", "booster.txt", "encoder.json", "calibrator.json")} <= keys
+
+
+def test_pull_into_a_directory_verifies_and_predicts_the_same(pushed, model, tmp_path, sample_records):
+    dest = tmp_path / "model"
+    tag = pull(pushed, dest=dest, log=lambda *_: None)
+    assert tag == str(model.metrics["model_tag"])
+    frame, _ = sample_records
+    np.testing.assert_array_equal(load_directory(dest).predict(frame), model.predict(frame))
+
+
+def _tamper(pushed: str, name: str, data: bytes | None) -> None:
+    bucket, _, prefix = pushed[len("s3://"):].partition("/")
+    s3 = boto3.client("s3")
+    if data is None:
+        s3.delete_object(Bucket=bucket, Key=f"{prefix}/{name}")
+    else:
+        s3.put_object(Bucket=bucket, Key=f"{prefix}/{name}", Body=data)
+
+
+@pytest.fixture()
+def repushed(s3_endpoint, trained):
+    """A fresh copy of the model under its own prefix, free to be damaged."""
+    return push(trained.model_tag, f"s3://{BUCKET}/damaged-{time.monotonic_ns()}", log=lambda *_: None)
+
+
+@pytest.mark.parametrize(
+    "damage, needle",
+    [
+        (("booster.txt", b"tree\n"), "booster.txt does not match the manifest"),
+        (("booster.txt", None), "file 'booster.txt': no object at"),
+        (("manifest.json", b"{not json"), "manifest.json is not a klarna-pd-model-manifest/1 manifest"),
+        (("manifest.json", None), "no object at"),
+    ],
+)
+def test_a_damaged_model_is_refused_and_the_destination_kept(repushed, tmp_path, damage, needle):
+    dest = tmp_path / "model"
+    dest.mkdir()
+    (dest / "previous").write_text("the model served before")
+    _tamper(repushed, *damage)
+    with pytest.raises(RemoteError) as err:
+        pull(repushed, dest=dest, log=lambda *_: None)
+    assert needle in str(err.value)
+    assert (dest / "previous").read_text() == "the model served before"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".pull-")]  # no staging left behind
+
+
+def test_a_consistent_rewrite_is_still_caught_by_the_models_own_record(repushed, tmp_path):
+    """Files and manifest altered together: the sha256 in model.yaml still refuses the model."""
+    import hashlib
+
+    bucket, _, prefix = repushed[len("s3://"):].partition("/")
+    s3 = boto3.client("s3")
+    manifest = json.loads(s3.get_object(Bucket=bucket, Key=f"{prefix}/manifest.json")["Body"].read())
+    booster = s3.get_object(Bucket=bucket, Key=f"{prefix}/booster.txt")["Body"].read().replace(b"shrinkage=", b"shrinkage=5", 1)
+    s3.put_object(Bucket=bucket, Key=f"{prefix}/booster.txt", Body=booster)
+    manifest["files"]["booster.txt"] = {"sha256": hashlib.sha256(booster).hexdigest(), "bytes": len(booster)}
+    s3.put_object(Bucket=bucket, Key=f"{prefix}/manifest.json", Body=json.dumps(manifest).encode())
+    with pytest.raises(RemoteError, match="booster.txt does not match its recorded sha256"):
+        pull(repushed, dest=tmp_path / "model", log=lambda *_: None)
+
+
+def test_missing_bucket_and_unreachable_s3(s3_endpoint, trained, tmp_path, monkeypatch):
+    with pytest.raises(RemoteError, match="bucket 'no-such-bucket' does not exist"):
+        pull("s3://no-such-bucket/models/klarna-pd/v1", dest=tmp_path / "m", log=lambda *_: None)
+    with pytest.raises(RemoteError, match="bucket 'no-such-bucket' does not exist"):
+        push(trained.model_tag, "s3://no-such-bucket/models", log=lambda *_: None)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    with pytest.raises(RemoteError, match="cannot reach S3"):
+        pull("s3://models-test/models/klarna-pd/v1", dest=tmp_path / "m", log=lambda *_: None)
+    assert not (tmp_path / "m").exists()
+
+
+def test_pull_into_the_local_store(pushed, trained, tmp_path, s3_endpoint):
+    """Into a fresh model store (another BENTOML_HOME), through the CLI."""
+    home = tmp_path / "bentoml"
+    env = {**os.environ, **s3_endpoint[1], "BENTOML_HOME": str(home)}
+    proc = subprocess.run([sys.executable, "-m", "klarna_pd.store", "pull", pushed], cwd=ROOT, env=env,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == trained.model_tag
+    verify = subprocess.run([sys.executable, "-m", "klarna_pd.store", "verify", trained.model_tag], cwd=ROOT, env=env,
+                            capture_output=True, text=True)
+    assert verify.returncode == 0 and "every file matches" in verify.stdout
+    again = subprocess.run([sys.executable, "-m", "klarna_pd.store", "pull", pushed], cwd=ROOT, env=env,
+                           capture_output=True, text=True)
+    assert again.returncode == 0  # the same model again: nothing to do
+
+
+def test_cli_errors_are_one_line(s3_endpoint, tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "klarna_pd.store", "pull", "http://not-s3/x", "--dest", str(tmp_path / "m")],
+                          cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == "error: expected an s3://bucket/prefix URI, got 'http://not-s3/x'"
+
+
+def test_the_server_serves_a_pulled_model(pushed, model, tmp_path, sample_records):
+    """What the chart's init container does: pull into a directory, serve it with KLARNA_PD_MODEL_DIR."""
+    dest = tmp_path / "pulled"
+    pull(pushed, dest=dest, log=lambda *_: None)
+    proc, url = start_server("service:KlarnaPD", env={"KLARNA_PD_MODEL_DIR": str(dest), "KLARNA_PD_MODEL_TAG": "absent:v0"})
+    try:
+        wait_ready(url)
+        _, records = sample_records
+        resp = httpx.post(f"{url}/predict", json={"applicants": records[:20]}, timeout=30)
+        assert [r["pd"] for r in resp.json()] == model.predict(records[:20]).tolist()
+        meta = httpx.get(f"{url}/metadata").json()
+        assert meta["source"] == str(dest) and meta["model_tag"] == model.metrics["model_tag"]
+    finally:
+        stop_server(proc)
