@@ -153,6 +153,18 @@ def test_pull_into_the_local_store(pushed, trained, tmp_path, s3_endpoint):
     assert again.returncode == 0  # the same model again: nothing to do
 
 
+def test_a_damaged_model_leaves_the_local_store_untouched(repushed, tmp_path, s3_endpoint):
+    home = tmp_path / "bentoml"
+    env = {**os.environ, **s3_endpoint[1], "BENTOML_HOME": str(home)}
+    _tamper(repushed, "calibrator.json", b'{"method": "platt", "a": 1, "b": 0}')
+    proc = subprocess.run([sys.executable, "-m", "klarna_pd.store", "pull", repushed], cwd=ROOT, env=env,
+                          capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert "calibrator.json does not match the manifest" in proc.stderr
+    models = home / "models"
+    assert not models.exists() or not any(models.rglob("model.yaml"))
+
+
 def test_cli_errors_are_one_line(s3_endpoint, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "klarna_pd.store", "pull", "http://not-s3/x", "--dest", str(tmp_path / "m")],
                           cwd=ROOT, capture_output=True, text=True)
