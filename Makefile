@@ -10,10 +10,10 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 
 .PHONY: run train serve test bench clean
 
-$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+$(STAMP): requirements.txt requirements-dev.txt requirements-spark.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.txt -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet -r requirements.txt -r requirements-dev.txt -r requirements-spark.txt
 	$(BIN)/python -m pip install --quiet --no-deps --editable .
 	touch $(STAMP)
 
@@ -37,6 +37,7 @@ test: $(STAMP) $(CHECKOV_STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/train.py
 	$(BIN)/python benchmarks/serve.py
+	$(BIN)/python benchmarks/batch.py
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) outputs .pytest_cache

@@ -139,3 +139,18 @@ def write_results(name: str, title: str, header: list[str], rows: list[list[str]
     (RESULTS / f"{name}.json").write_text(json.dumps(raw, indent=1, default=lambda o: asdict(o)) + "\n")
     print(f"wrote {md}", file=sys.stderr)
     return md
+
+
+def top_frames(raw: Path, n: int = 12) -> list[str]:
+    """The ``n`` frames with the most self time in a py-spy ``--format raw`` profile, as percentages."""
+    import collections
+
+    counts: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, samples = line.rpartition(" ")
+        if not stack:
+            continue
+        total += int(samples)
+        counts[stack.split(";")[-1]] += int(samples)
+    return [f"{100 * c / max(total, 1):5.1f}%  {name}" for name, c in counts.most_common(n)]

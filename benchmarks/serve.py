@@ -64,7 +64,7 @@ def _bento(model_tag: str, **env: str) -> Server:
 
 def _profile(server: Server, url: str, body: bytes, seconds: int, connections: int) -> list[str]:
     """Top self-time frames of the busiest worker while wrk loads it (py-spy)."""
-    from harness import wrk
+    from harness import top_frames, wrk
 
     import psutil
 
@@ -78,17 +78,7 @@ def _profile(server: Server, url: str, body: bytes, seconds: int, connections: i
     )
     wrk(url, body, connections=connections, seconds=seconds)
     spy.wait()
-    counts: collections.Counter[str] = collections.Counter()
-    total = 0
-    for line in raw.read_text().splitlines():
-        stack, _, n = line.rpartition(" ")
-        if not stack:
-            continue
-        frames = stack.split(";")
-        total += int(n)
-        # Attribute time to the first frame of ours, BentoML's or a library's that is informative.
-        counts[frames[-1].split(" (")[0] + " (" + frames[-1].split(" (")[-1]] += int(n)
-    return [f"{100 * c / total:5.1f}%  {name}" for name, c in counts.most_common(12)]
+    return top_frames(raw)
 
 
 def main() -> int:
@@ -98,7 +88,7 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-profile", action="store_true")
     args = parser.parse_args()
-    from harness import wrk
+    from harness import top_frames, wrk
 
     records = _records(args.model, 1000)
     one = json.dumps(records[0]).encode()

@@ -68,6 +68,8 @@ class RowProblem:
     line: int
     column: str
     reason: str
+    id: str | None = None
+    """The row's id, when it could be read."""
 
     def message(self) -> str:
         return f"line {self.line}, column {self.column!r}: {self.reason}"
@@ -148,7 +150,7 @@ def _csv_header(path: Path, spec: DatasetSpec) -> list[str]:
     if not head.strip():
         raise DataError("file is empty, expected a header line and rows", path=path)
     try:
-        text = head.decode("utf-8")
+        text = head.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         # A cut multi-byte character at the end of the sample is not an error.
         if exc.start < len(head) - 4:
@@ -214,6 +216,8 @@ def _first_bad(mask: np.ndarray) -> int | None:
 
 def _to_float(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """float64 values and a mask of entries that are present but not finite numbers."""
+    if pa.types.is_null(arr.type):  # a column with no value at all (e.g. all NA in a chunk)
+        arr = arr.cast(pa.float64())
     if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
         try:
             values = pc.cast(arr, pa.float64())
@@ -247,6 +251,8 @@ def _to_bool(arr: pa.Array, spec: DatasetSpec) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _to_text(arr: pa.Array) -> np.ndarray:
+    if pa.types.is_null(arr.type):
+        arr = arr.cast(pa.string())
     if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
         if pa.types.is_floating(arr.type):
             # Parquet writers store integer codes with missing values as floats: 1.0 -> "1".
@@ -285,15 +291,16 @@ def convert_table(
     bad_reason: dict[int, RowProblem] = {}
     columns: dict[str, object] = {}
 
+    names = set(table.column_names)
+    ids = table.column(spec.id).combine_chunks()
+    id_values = _to_text(ids)
+
     def flag(mask: np.ndarray, column: str, reason_of) -> None:
         for i in np.flatnonzero(mask):
             i = int(i)
             if i not in bad_reason:
-                bad_reason[i] = RowProblem(int(lines[i]), column, reason_of(i))
+                bad_reason[i] = RowProblem(int(lines[i]), column, reason_of(i), id_values[i])
 
-    names = set(table.column_names)
-    ids = table.column(spec.id).combine_chunks()
-    id_values = _to_text(ids)
     flag(~ids.is_valid().to_numpy(zero_copy_only=False), spec.id, lambda i: "the id is missing")
     columns[spec.id] = id_values
 
@@ -358,13 +365,26 @@ def convert_table(
 # Readers
 
 
-def _csv_options(spec: DatasetSpec, present: list[str], block_size: int | None, on_invalid):
-    read = pa_csv.ReadOptions(use_threads=False, block_size=block_size)
+def _csv_options(
+    spec: DatasetSpec, present: list[str], block_size: int | None, on_invalid, *, typed: bool, names: list[str] | None = None
+):
+    """pyarrow options; ``typed`` parses numbers and booleans straight into their types."""
+    types = {c: pa.string() for c in present}
+    if typed:
+        kinds = {f.name: f.kind for f in spec.features}
+        for c in present:
+            if kinds.get(c) in ("numeric", "ordinal") or c == spec.target:
+                types[c] = pa.float64()
+            elif kinds.get(c) == "boolean":
+                types[c] = pa.bool_()
+    read = pa_csv.ReadOptions(use_threads=False, block_size=block_size, column_names=names)
     parse = pa_csv.ParseOptions(delimiter=spec.separator, invalid_row_handler=on_invalid)
     convert = pa_csv.ConvertOptions(
-        column_types={c: pa.string() for c in present},
+        column_types=types,
         include_columns=present,
         null_values=list(spec.missing_values),
+        true_values=list(spec.true_values),
+        false_values=list(spec.false_values),
         strings_can_be_null=True,
         quoted_strings_can_be_null=False,
     )
@@ -372,22 +392,25 @@ def _csv_options(spec: DatasetSpec, present: list[str], block_size: int | None, 
 
 
 class _InvalidRows:
-    """Collects rows whose field count is wrong (pyarrow calls this while parsing)."""
+    """Collects rows whose field count is wrong (pyarrow calls this while parsing).
 
-    def __init__(self, expected: int, strict: bool) -> None:
-        self.expected = expected
-        self.strict = strict
+    They are skipped, never fatal here: a strict read raises afterwards for whichever problem
+    comes first in the file, a bad field count or a bad value.
+    """
+
+    def __init__(self, first_line: int) -> None:
+        self.first_line = first_line
         self.rows: list[RowProblem] = []
 
     def __call__(self, row) -> str:
         self.rows.append(
             RowProblem(
-                int(row.number or 0),
+                self.first_line + int(row.number or 1) - 1,
                 "<row>",
                 f"expected {row.expected_columns} fields, got {row.actual_columns}: {_shown(row.text)}",
             )
         )
-        return "error" if self.strict else "skip"
+        return "skip"
 
 
 def _raise_first(problems: list[RowProblem], path: Path) -> None:
@@ -414,6 +437,7 @@ def iter_chunks(
     chunk_bytes: int = 8 << 20,
     strict: bool = True,
     require_target: bool = False,
+    fast: bool = True,
 ) -> Iterator[Chunk]:
     """Stream a CSV or Parquet file as typed chunks, never holding the whole file.
 
@@ -425,6 +449,8 @@ def iter_chunks(
         strict: raise :class:`DataError` at the first bad row; otherwise report bad rows in
             :attr:`Chunk.problems` and leave them out of the frame.
         require_target: whether the file must have the target column.
+        fast: parse numbers and booleans directly (falls back to text for batches with bad
+            values; the result is the same either way).
 
     Yields:
         Chunks in file order.
@@ -435,46 +461,95 @@ def iter_chunks(
         return
     header = _csv_header(path, spec)
     present = _check_columns(header, spec, path, require_target=require_target)
-    invalid = _InvalidRows(len(header), strict)
-    read, parse, convert = _csv_options(spec, present, chunk_bytes, invalid)
+    next_line = 2
+    for block in _csv_blocks(path, chunk_bytes):
+        lines_in_block = block.count(b"\n") + (not block.endswith(b"\n"))
+        # Fast path: numbers and booleans parsed by pyarrow into their types. A block with a
+        # value that does not fit is parsed again as text, so that every message can quote the
+        # value exactly as the file has it; the result is the same either way.
+        result = _parse_block(block, header, present, spec, path, next_line, require_target, typed=True) if fast else None
+        if result is None:
+            result = _parse_block(block, header, present, spec, path, next_line, require_target, typed=False)
+        frame, lines, problems = result
+        if strict and problems:
+            _raise_first(problems, path)
+        yield Chunk(frame=frame, first_line=next_line, lines=lines, problems=problems)
+        next_line += lines_in_block
+
+
+def _csv_blocks(path: Path, chunk_bytes: int) -> Iterator[bytes]:
+    """The file after its header line, in blocks of about ``chunk_bytes`` that end at a line end.
+
+    Blocks are cut here rather than by pyarrow's streaming reader because that reader reads ahead
+    without bound when the consumer is slower than the disk (a 1 GB file was read into memory
+    while the first chunks were being scored); this keeps memory at a few blocks whatever the
+    file size.
+    """
     try:
-        reader = pa_csv.open_csv(str(path), read_options=read, parse_options=parse, convert_options=convert)
+        stream = pa.input_stream(str(path), compression="detect")
+    except (OSError, pa.ArrowException) as exc:
+        raise DataError(f"cannot read file: {exc}", path=path) from None
+    with stream:
+        carry = b""
+        header_done = False
+        while True:
+            try:
+                data = stream.read(chunk_bytes)
+            except (OSError, pa.ArrowException) as exc:
+                raise DataError(f"cannot read file: {exc}", path=path) from None
+            if not data:
+                break
+            block = carry + data if carry else data
+            if not header_done:
+                end = block.find(b"\n")
+                if end < 0:
+                    carry = block
+                    continue
+                block, header_done = block[end + 1 :], True
+            cut = block.rfind(b"\n")
+            if cut < 0:
+                carry = block
+                continue
+            carry = block[cut + 1 :]
+            yield block[: cut + 1]
+        if header_done and carry:
+            yield carry
+
+
+def _parse_block(
+    block: bytes,
+    header: list[str],
+    present: list[str],
+    spec: DatasetSpec,
+    path: Path,
+    first_line: int,
+    require_target: bool,
+    *,
+    typed: bool,
+) -> tuple[pd.DataFrame, np.ndarray, list[RowProblem]] | None:
+    """One block of CSV lines as a checked frame; None when ``typed`` and a value does not fit."""
+    invalid = _InvalidRows(first_line)
+    read, parse, convert = _csv_options(spec, present, len(block) + 1, invalid, typed=typed, names=header)
+    try:
+        table = pa_csv.read_csv(pa.BufferReader(block), read_options=read, parse_options=parse, convert_options=convert)
     except pa.ArrowInvalid as exc:
+        if typed and "conversion error" in str(exc):
+            return None
         if invalid.rows:
             _raise_first(invalid.rows, path)
         raise _arrow_error(exc, path) from None
     except (OSError, pa.ArrowException) as exc:
         raise DataError(f"cannot read file: {exc}", path=path) from None
-    next_line = 2
-    while True:
-        try:
-            batch = reader.read_next_batch()
-        except StopIteration:
-            break
-        except pa.ArrowInvalid as exc:
-            if invalid.rows:
-                _raise_first(invalid.rows, path)
-            raise _arrow_error(exc, path) from None
-        except (OSError, pa.ArrowException) as exc:
-            raise DataError(f"cannot read file: {exc}", path=path) from None
-        skipped = [r for r in invalid.rows if r.line >= next_line]
-        invalid.rows.clear()
-        table = pa.Table.from_batches([batch])
-        # Lines of rows pyarrow skipped are not in the batch: map row positions around them.
-        frame, lines, problems = convert_table(
-            table, spec, first_line=next_line, require_target=require_target
-        )
-        if skipped:
-            all_lines = _lines_without(next_line, batch.num_rows, [r.line for r in skipped])
-            lines = all_lines[lines - next_line]
-            problems = [
-                RowProblem(int(all_lines[p.line - next_line]), p.column, p.reason) for p in problems
-            ]
-        problems = sorted(problems + skipped, key=lambda p: p.line)
-        if strict and problems:
-            _raise_first(problems, path)
-        yield Chunk(frame=frame, first_line=next_line, lines=lines, problems=problems)
-        next_line += batch.num_rows + len(skipped)
+    skipped = invalid.rows
+    frame, lines, problems = convert_table(table, spec, first_line=first_line, require_target=require_target)
+    if typed and problems:
+        return None
+    if skipped:
+        # Lines of rows pyarrow skipped are not in the table: map row positions around them.
+        all_lines = _lines_without(first_line, table.num_rows, [r.line for r in skipped])
+        lines = all_lines[lines - first_line]
+        problems = [RowProblem(int(all_lines[p.line - first_line]), p.column, p.reason, p.id) for p in problems]
+    return frame, lines, sorted(problems + skipped, key=lambda p: p.line)
 
 
 def _lines_without(start: int, count: int, skipped: list[int]) -> np.ndarray:

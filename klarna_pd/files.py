@@ -27,6 +27,16 @@ def sha256_file(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def temp_beside(path: Path) -> Path:
+    """A new empty file in ``path``'s directory (created if needed), with the usual permissions."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # mkstemp makes the file private (0600); give the result the usual umask-based mode.
+    os.fchmod(fd, 0o666 & ~_umask())
+    os.close(fd)
+    return Path(tmp)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
@@ -35,12 +45,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     On any error it is removed and ``path`` is left as it was.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    # mkstemp makes the file private (0600); give the result the usual umask-based mode.
-    os.fchmod(fd, 0o666 & ~_umask())
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = temp_beside(path)
     try:
         yield tmp_path
         os.replace(tmp_path, path)

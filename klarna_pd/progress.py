@@ -14,9 +14,12 @@ class Progress:
     at most every ``every`` seconds, so logs stay short.
     """
 
-    def __init__(self, label: str, total: int | None, *, stream: TextIO | None = None, every: float = 5.0) -> None:
+    def __init__(
+        self, label: str, total: int | None, *, estimated: bool = False, stream: TextIO | None = None, every: float = 5.0
+    ) -> None:
         self.label = label
         self.total = total
+        self.estimated = estimated
         self.stream = stream if stream is not None else sys.stderr
         self.every = every
         self.started = time.perf_counter()
@@ -28,7 +31,8 @@ class Progress:
         rate = done / elapsed
         text = f"{self.label}: {done:,}"
         if self.total:
-            text += f" / {self.total:,} rows ({100.0 * done / self.total:.0f}%)"
+            about = "~" if self.estimated else ""
+            text += f" / {about}{self.total:,} rows ({about}{min(100.0, 100.0 * done / self.total):.0f}%)"
             if 0 < done < self.total and rate > 0:
                 text += f", {rate:,.0f} rows/s, {(self.total - done) / rate:,.0f} s left"
             else:
@@ -47,5 +51,6 @@ class Progress:
         print(self._line(done), end=end, file=self.stream, flush=True)
 
     def finish(self, done: int) -> None:
+        self.total, self.estimated = done, False
         elapsed = time.perf_counter() - self.started
         print(f"{self._line(done)} in {elapsed:,.1f} s".ljust(80), file=self.stream, flush=True)

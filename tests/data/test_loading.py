@@ -35,6 +35,65 @@ def _replace_field(line: str, index: int, value: str) -> str:
     return ";".join(fields)
 
 
+def test_fast_and_text_parsing_agree(synthetic_small, klarna_spec):
+    fast = pd.concat([c.frame for c in iter_chunks(synthetic_small, klarna_spec, chunk_bytes=1 << 18)])
+    text = pd.concat([c.frame for c in iter_chunks(synthetic_small, klarna_spec, chunk_bytes=1 << 18, fast=False)])
+    pd.testing.assert_frame_equal(fast, text)
+
+
+@pytest.mark.parametrize("bad_line", [2, 3000, 5990])
+def test_a_bad_value_late_in_the_file_switches_to_text_without_losing_rows(good_lines, klarna_spec, tmp_path,
+                                                                          synthetic_small, bad_line):
+    """Chunks before the bad one come from the fast path; the rest are read again as text."""
+    age = klarna_spec.columns.index("age")
+    lines = synthetic_small.read_text().splitlines()
+    lines[bad_line - 1] = _replace_field(lines[bad_line - 1], age, "old")
+    path = _write(tmp_path, lines)
+    chunks = list(iter_chunks(path, klarna_spec, chunk_bytes=1 << 17, strict=False))
+    kept = np.concatenate([c.lines for c in chunks])
+    assert [p.line for c in chunks for p in c.problems] == [bad_line]
+    assert list(kept) == [n for n in range(2, len(lines) + 1) if n != bad_line]
+    frame = pd.concat([c.frame for c in chunks], ignore_index=True)
+    assert frame["uuid"].tolist() == [ln.split(";")[0].strip('"') for i, ln in enumerate(lines[1:], start=2) if i != bad_line]
+
+
+def test_streaming_holds_a_few_chunks_not_the_file(good_lines, klarna_spec, tmp_path):
+    """pyarrow's own streaming reader read a whole 1 GB file ahead of a slow consumer; ours must not."""
+    body = "\n".join(good_lines[1:])
+    path = tmp_path / "big.csv"
+    with open(path, "w") as fh:
+        fh.write(good_lines[0] + "\n")
+        for _ in range(30):  # about 40 MB
+            fh.write(body + "\n")
+    before = pa.total_allocated_bytes()
+    chunks = iter_chunks(path, klarna_spec, chunk_bytes=1 << 20)
+    first = next(chunks)
+    held = pa.total_allocated_bytes() - before
+    assert len(first.frame) > 1000
+    assert held < 8 << 20, f"{held >> 20} MiB held by pyarrow after one 1 MiB chunk of a {path.stat().st_size >> 20} MiB file"
+    assert sum(len(c.frame) for c in chunks) + len(first.frame) == 30 * (len(good_lines) - 1)
+
+
+def test_byte_order_mark_and_missing_final_newline(good_lines, klarna_spec, tmp_path):
+    path = tmp_path / "bom.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + "\n".join(good_lines[:51]).encode())  # no newline after the last row
+    chunks = list(iter_chunks(path, klarna_spec, chunk_bytes=4096))
+    assert sum(len(c.frame) for c in chunks) == 50
+    assert chunks[-1].lines[-1] == 51
+
+
+def test_line_numbers_stay_right_across_chunks_with_short_rows(good_lines, klarna_spec, tmp_path):
+    lines = list(good_lines[:2001])
+    lines[1500] = "only;three;fields"
+    path = _write(tmp_path, lines)
+    chunks = list(iter_chunks(path, klarna_spec, chunk_bytes=1 << 15, strict=False))
+    assert [p.line for c in chunks for p in c.problems] == [1501]
+    kept = np.concatenate([c.lines for c in chunks])
+    assert list(kept) == [n for n in range(2, 2002) if n != 1501]
+    with pytest.raises(DataError, match="line 1501"):
+        list(iter_chunks(path, klarna_spec, chunk_bytes=1 << 15, strict=True))
+
+
 def test_the_synthetic_file_reads_typed(synthetic_small, klarna_spec):
     ds = read_dataset(synthetic_small, klarna_spec)
     f = ds.frame

@@ -1,0 +1,141 @@
+"""Batch scoring throughput and memory: the raw-predict ceiling, the local engine, Spark local.
+
+    python benchmarks/batch.py [--model klarna-pd:latest] [--rows 1000000 10000000] [--repeats 3] [--no-spark]
+
+Measured in one run on the same model and machine:
+
+- raw ``Booster.predict`` on an in-memory array of the 1M-row file (the ceiling);
+- ``python -m klarna_pd.batch`` end to end (CSV in, CSV out) for each row count, each run its own
+  process (wall time, peak RSS from wait4);
+- the same with ``--engine spark --spark-master local[2]`` on the first row count.
+
+Goal: the local engine reaches at least 50 % of the raw-predict rows/s, with flat memory (peak RSS
+under 1 GiB for 10M rows). Writes benchmarks/results/batch.md and .json, with the profile of the
+local engine on 1M rows (py-spy).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from harness import ROOT, top_frames, write_results
+
+sys.path.insert(0, str(ROOT))
+
+
+# A small parent for each measured run. Linux carries the peak RSS of the process that forks into
+# the child's ru_maxrss, so forking straight from this (large) benchmark process reported its size
+# rather than the child's: 1,776 MiB for every run in the first version of this table.
+_LAUNCHER = (
+    "import os, subprocess, sys\n"
+    "p = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL)\n"
+    "_, status, usage = os.wait4(p.pid, 0)\n"
+    "print(usage.ru_maxrss, file=sys.stderr)\n"
+    "sys.exit(os.waitstatus_to_exitcode(status))\n"
+)
+
+
+def _run(argv: list[str]) -> dict[str, float]:
+    started = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", _LAUNCHER, *argv], cwd=ROOT, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True)
+    wall = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} failed: {proc.stderr[-2000:]}")
+    return {"wall_s": wall, "peak_rss_mib": int(proc.stderr.strip().splitlines()[-1]) / 1024}
+
+
+def _ceiling(model_tag: str, data: Path, repeats: int) -> dict[str, float]:
+    import numpy as np
+
+    from klarna_pd.data import read_dataset
+    from klarna_pd.store import load_model
+
+    model = load_model(model_tag)
+    matrix = np.ascontiguousarray(model.encode(read_dataset(data, model.spec, require_target=False).frame))
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        model.booster.predict(matrix, raw_score=True, num_threads=os.cpu_count())
+        times.append(time.perf_counter() - started)
+    return {"rows": len(matrix), "seconds": statistics.median(times), "rows_per_s": len(matrix) / statistics.median(times)}
+
+
+def _profile(model_tag: str, data: Path, out: Path) -> list[str]:
+    raw = Path(tempfile.mktemp(suffix=".txt"))
+    subprocess.run(
+        [str(Path(sys.executable).with_name("py-spy")), "record", "-f", "raw", "-o", str(raw), "--threads", "--",
+         sys.executable, "-m", "klarna_pd.batch", "--model", model_tag, "--input", str(data), "--output", str(out), "--quiet"],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True,
+    )
+    return top_frames(raw, 10)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="klarna-pd:latest")
+    parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--no-spark", action="store_true")
+    parser.add_argument("--no-profile", action="store_true")
+    args = parser.parse_args()
+    from klarna_pd.synth import write_synthetic
+
+    raw: dict = {"local": {}, "spark": None}
+    rows_out = []
+    with tempfile.TemporaryDirectory(prefix="bench-batch-") as tmp:
+        tmp = Path(tmp)
+        files = {}
+        for n in args.rows:
+            files[n] = tmp / f"in_{n}.csv"
+            print(f"generating {n:,} rows", file=sys.stderr)
+            write_synthetic(files[n], rows=n, seed=21)
+        first = args.rows[0]
+        ceiling = _ceiling(args.model, files[first], args.repeats)
+        raw["ceiling"] = ceiling
+        rows_out.append(["raw `Booster.predict`, in memory", f"{first:,}", f"{ceiling['rows_per_s']:,.0f}", "100 %", "", ""])
+        for n in args.rows:
+            runs = [
+                _run([sys.executable, "-m", "klarna_pd.batch", "--model", args.model, "--input", str(files[n]),
+                      "--output", str(tmp / "out.csv"), "--quiet"])
+                for _ in range(args.repeats)
+            ]
+            wall = statistics.median(r["wall_s"] for r in runs)
+            rss = max(r["peak_rss_mib"] for r in runs)
+            raw["local"][n] = runs
+            rows_out.append([f"local engine, CSV in -> CSV out", f"{n:,}", f"{n / wall:,.0f}",
+                             f"{100 * n / wall / ceiling['rows_per_s']:.0f} %", f"{wall:.1f}", f"{rss:,.0f}"])
+            print(f"local {n:,}: {n / wall:,.0f} rows/s, {rss:,.0f} MiB", file=sys.stderr)
+        if not args.no_spark:
+            runs = [
+                _run([sys.executable, "-m", "klarna_pd.batch", "--engine", "spark", "--spark-master", "local[2]",
+                      "--model", args.model, "--input", str(files[first]), "--output", str(tmp / "out_spark.csv"), "--quiet"])
+                for _ in range(max(1, args.repeats - 2))
+            ]
+            wall = statistics.median(r["wall_s"] for r in runs)
+            raw["spark"] = runs
+            rows_out.append(["Spark local[2], mapInPandas", f"{first:,}", f"{first / wall:,.0f}",
+                             f"{100 * first / wall / ceiling['rows_per_s']:.0f} %", f"{wall:.1f}",
+                             f"{max(r['peak_rss_mib'] for r in runs):,.0f} (driver)"])
+        profile = [] if args.no_profile else _profile(args.model, files[first], tmp / "out_prof.csv")
+    notes = [
+        f"Medians of {args.repeats} runs (Spark: {max(1, args.repeats - 2)}); the wall time of the local engine includes "
+        "starting Python and loading the model; peak RSS is the largest of the runs (wait4 ru_maxrss).",
+        f"Goals: local engine at least 50 % of raw predict; peak RSS under 1 GiB at 10M rows.",
+    ]
+    if profile:
+        notes += ["", f"Profile of the local engine on {first:,} rows (py-spy, self time, all threads):", "```", *profile, "```"]
+    write_results("batch", "Batch scoring: throughput and memory",
+                  ["what", "rows", "rows/s", "of ceiling", "wall s", "peak RSS MiB"], rows_out, notes, raw)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

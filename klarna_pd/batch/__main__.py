@@ -1,0 +1,102 @@
+"""python -m klarna_pd.batch: score a file of any size, on this machine or on Spark."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from ..data import DataError
+from ..model import ModelError
+
+
+def _output(text: str) -> Path:
+    if not text.lower().endswith((".csv", ".csv.gz", ".parquet", ".pq")):
+        raise argparse.ArgumentTypeError(f"expected a .csv, .csv.gz or .parquet output file, got {text!r}")
+    return Path(text)
+
+
+def _chunk_mb(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of MiB, got {text!r}") from None
+    if not 1 <= value <= 1024:
+        raise argparse.ArgumentTypeError(f"expected 1 to 1024 MiB, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m klarna_pd.batch",
+        description="Score every row of a CSV (.gz) or Parquet file with a stored klarna-pd model.",
+    )
+    parser.add_argument("--model", default="klarna-pd:latest",
+                        help="model tag in the BentoML store, a pulled model directory, or an s3:// model URI")
+    parser.add_argument("--input", required=True, help="rows to score: CSV (.gz) with the spec's separator, or Parquet")
+    parser.add_argument("--output", required=True, type=_output, help="<id>;pd CSV (.csv, .csv.gz) or Parquet")
+    parser.add_argument("--engine", choices=("local", "spark"), default="local",
+                        help="local: stream on this machine (default); spark: mapInPandas on a Spark cluster")
+    parser.add_argument("--rejects", type=Path, default=None,
+                        help="where rows that fail validation go (default: <output>.rejects.csv, only if any)")
+    parser.add_argument("--strict", action="store_true", help="stop at the first bad row; write nothing")
+    parser.add_argument("--chunk-mb", type=_chunk_mb, default=8, help="input read per chunk, MiB (local engine; default 8)")
+    parser.add_argument("--spark-master", default=None, help="Spark master, e.g. local[4] (default: from spark-submit)")
+    parser.add_argument("--quiet", action="store_true", help="no progress line")
+    return parser
+
+
+@contextlib.contextmanager
+def _model_dir(ref: str) -> Iterator[Path]:
+    """A local directory holding the model's verified files."""
+    if ref.startswith("s3://"):
+        from ..remote import pull
+
+        with tempfile.TemporaryDirectory(prefix="klarna-pd-model-") as tmp:
+            dest = Path(tmp) / "model"
+            pull(ref, dest=dest, log=lambda m: print(m, file=sys.stderr))
+            yield dest
+    elif Path(ref).is_dir():
+        yield Path(ref)
+    else:
+        import bentoml
+
+        yield Path(bentoml.models.get(ref).path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from bentoml.exceptions import NotFound
+
+    from ..remote import RemoteError
+    from ..store import load_directory
+
+    if not args.input.startswith(("s3://", "s3a://")) and os.path.abspath(args.input) == os.path.abspath(args.output):
+        print("error: --output must not be the --input file", file=sys.stderr)
+        return 2
+    try:
+        with _model_dir(args.model) as model_dir:
+            model = load_directory(model_dir)
+            if args.engine == "local":
+                from .local import score_file
+
+                summary = score_file(model, args.input, args.output, rejects_path=args.rejects, strict=args.strict,
+                                     chunk_bytes=args.chunk_mb << 20, progress=not args.quiet)
+            else:
+                from .spark import score_file_spark
+
+                summary = score_file_spark(model_dir, model.spec, args.input, args.output, rejects_path=args.rejects,
+                                           strict=args.strict, master=args.spark_master)
+    except (DataError, ModelError, RemoteError, NotFound) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(summary.line())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

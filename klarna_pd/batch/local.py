@@ -1,0 +1,171 @@
+"""Streaming batch scoring on one machine: file in, file out, memory flat whatever the size.
+
+A reader thread parses and validates the next chunk (pyarrow and numpy release the GIL) while
+the main thread scores the current one through :meth:`PDModel.predict` and writes it, so reading
+and scoring overlap. At most ``PREFETCH`` chunks wait between them.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..data import Chunk, iter_chunks
+from ..model import PDModel
+from ..progress import Progress
+from .sinks import is_parquet, open_sinks
+
+T = TypeVar("T")
+PREFETCH = 2
+
+
+@dataclass(frozen=True)
+class BatchSummary:
+    input: str
+    output: str
+    rejects: str | None
+    rows_scored: int
+    rows_rejected: int
+    seconds: float
+
+    @property
+    def rows_per_second(self) -> float:
+        return (self.rows_scored + self.rows_rejected) / max(self.seconds, 1e-9)
+
+    @classmethod
+    def of(cls, input: object, output: object, rejects: object, scored: int, rejected: int, started: float) -> BatchSummary:
+        """The summary of a run that began at ``started`` (``time.perf_counter()``)."""
+        return cls(str(input), str(output), str(rejects) if rejected else None, scored, rejected,
+                   time.perf_counter() - started)
+
+    def line(self) -> str:
+        text = f"scored {self.rows_scored:,} rows into {self.output} in {self.seconds:,.1f} s ({self.rows_per_second:,.0f} rows/s)"
+        if self.rows_rejected:
+            text += f"; rejected {self.rows_rejected:,} rows, reasons in {self.rejects}"
+        return text
+
+
+def default_rejects(output: Path) -> Path:
+    return output.with_name(output.name + ".rejects.csv")
+
+
+def estimate_rows(path: Path) -> tuple[int | None, bool]:
+    """Rows in a data file: exact for Parquet, estimated from the first MiB for plain CSV.
+
+    Unknown (None) when it cannot tell; reading the file then reports what is wrong with it.
+    """
+    try:
+        return _estimate_rows(path)
+    except (OSError, ValueError, pa.ArrowException):
+        return None, True
+
+
+def _estimate_rows(path: Path) -> tuple[int | None, bool]:
+    if is_parquet(path):
+        return pq.ParquetFile(str(path)).metadata.num_rows, False
+    if path.suffix.lower() in {".gz", ".bz2", ".zst"}:
+        return None, True
+    with open(path, "rb") as fh:
+        head = fh.read(1 << 20)
+    lines = head.count(b"\n")
+    if lines < 2:
+        return None, True
+    size = path.stat().st_size
+    return max(int(size / (len(head) / lines)) - 1, 1), size > len(head)
+
+
+def prefetch(items: Iterable[T], depth: int = PREFETCH) -> Iterator[T]:
+    """Iterate ``items`` in a background thread, ``depth`` items ahead; its errors re-raised here."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        q.put((item, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put((done, None))
+        except BaseException as exc:  # handed to the consumer, raised there
+            q.put((None, exc))
+
+    worker = threading.Thread(target=produce, name="batch-reader", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, error = q.get()
+            if error is not None:
+                raise error
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+        worker.join(timeout=5)
+
+
+def score_file(
+    model: PDModel,
+    input_path: str | Path,
+    output_path: str | Path,
+    *,
+    rejects_path: str | Path | None = None,
+    strict: bool = False,
+    chunk_bytes: int = 8 << 20,
+    num_threads: int | None = None,
+    progress: bool = True,
+) -> BatchSummary:
+    """Score every row of a file with ``model``.
+
+    Args:
+        model: the PD model.
+        input_path: CSV (any separator the model's spec names, plain or .gz) or Parquet.
+        output_path: ``.csv`` / ``.csv.gz`` (``<id><sep>pd``) or ``.parquet``; written to a temporary
+            name and renamed only when complete.
+        rejects_path: where rows that fail validation go, with line, id, column and reason
+            (default: ``<output>.rejects.csv``; written only if a row was rejected).
+        strict: the first bad row stops the run (DataError) and nothing is written.
+        chunk_bytes: about how much input one chunk holds.
+        num_threads: LightGBM threads (default: one per core; LightGBM's own default measured
+            20 % slower here).
+        progress: show rows done, rows/s and time left on stderr.
+
+    Returns:
+        Counts and timing.
+    """
+    started = time.perf_counter()
+    num_threads = num_threads or os.cpu_count() or 1
+    input_path, output_path = Path(input_path), Path(output_path)
+    rejects_path = Path(rejects_path) if rejects_path is not None else default_rejects(output_path)
+    spec = model.spec
+    total, estimated = estimate_rows(input_path)
+    bar = Progress("batch", total, estimated=estimated) if progress else None
+    scored = rejected = 0
+    chunks: Iterable[Chunk] = iter_chunks(input_path, spec, chunk_bytes=chunk_bytes, strict=strict, require_target=False)
+    with open_sinks(output_path, rejects_path, spec.id, spec.separator) as (scores, refused):
+        for chunk in prefetch(chunks):
+            if len(chunk.frame):
+                scores.write(chunk.frame[spec.id].to_numpy(), model.predict(chunk.frame, num_threads=num_threads))
+            refused.write(chunk.problems, ids=[p.id for p in chunk.problems])
+            scored += len(chunk.frame)
+            rejected += len(chunk.problems)
+            if bar is not None:
+                bar.update(scored + rejected)
+    if bar is not None:
+        bar.finish(scored + rejected)
+    return BatchSummary.of(input_path, output_path, rejects_path, scored, rejected, started)

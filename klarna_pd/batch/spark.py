@@ -1,0 +1,217 @@
+"""Batch scoring on Spark with ``mapInPandas``: the same checks and the same ``PDModel.predict``.
+
+The model's directory is shipped to the executors once (``SparkContext.addFile``); each Python
+worker loads it on first use, checking every file's sha256, and keeps it. Rows arrive as text, as
+in the file, and go through :func:`klarna_pd.data.convert_table` exactly as on one machine, so a
+row gets the same PD, to the last digit, on either engine; rows that fail come back with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from ..data import DataError, _check_columns, convert_table
+from ..model import PDModel
+from ..spec import DatasetSpec
+from ..store import load_directory
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+CORRUPT = "_corrupt_record"
+_models: dict[str, PDModel] = {}
+_lock = threading.Lock()
+
+
+def session(master: str | None = None, app: str = "klarna-pd-batch") -> SparkSession:
+    """A SparkSession whose Python workers run this interpreter (with our dependencies)."""
+    # Without this, local workers start the system Python, which lacks pyarrow and lightgbm.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.appName(app)
+    if master:
+        builder = builder.master(master)
+    return (
+        builder.config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.ui.enabled", "false")
+        .getOrCreate()
+    )
+
+
+def _executor_model(path: str) -> PDModel:
+    with _lock:
+        if path not in _models:
+            _models[path] = load_directory(path)
+        return _models[path]
+
+
+def read_text(spark: SparkSession, path: str, spec: DatasetSpec) -> DataFrame:
+    """The file's columns as text (Parquet: as stored), malformed CSV rows kept in ``_corrupt_record``."""
+    from pyspark.sql.types import StringType, StructField, StructType
+
+    if path.lower().endswith((".parquet", ".pq")):
+        df = spark.read.parquet(path)
+    else:
+        header = spark.read.option("sep", spec.separator).option("header", True).csv(path).columns
+        fields = [StructField(c, StringType()) for c in header] + [StructField(CORRUPT, StringType())]
+        df = (
+            spark.read.schema(StructType(fields))
+            .option("sep", spec.separator)
+            .option("header", True)
+            .option("quote", '"')
+            .option("mode", "PERMISSIVE")
+            .option("columnNameOfCorruptRecord", CORRUPT)
+            .option("enforceSchema", False)
+            .csv(path)
+        )
+    present = _check_columns([c for c in df.columns if c != CORRUPT], spec, Path(path), require_target=False)
+    return df.select(*present, *([CORRUPT] if CORRUPT in df.columns else []))
+
+
+def score_dataframe(df: DataFrame, model_dir: str | Path, spec: DatasetSpec) -> DataFrame:
+    """Score a Spark DataFrame of the spec's columns (text or typed).
+
+    Args:
+        df: rows to score; needs the id and every feature column.
+        model_dir: a model directory (a store entry or a pulled model) on the driver.
+        spec: the model's dataset spec.
+
+    Returns:
+        A DataFrame of ``<id>, pd, column, reason``: ``pd`` for scored rows; ``column`` and
+        ``reason`` (and a null ``pd``) for rows that failed validation.
+    """
+    spark = df.sparkSession
+    model_dir = Path(model_dir).resolve()
+    spark.sparkContext.addFile(str(model_dir), recursive=True)
+    name = model_dir.name
+    missing = set(spec.missing_values)
+    id_name = spec.id
+    features = set(spec.feature_names)
+
+    def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        from pyspark import SparkFiles
+
+        model = _executor_model(SparkFiles.get(name))
+        for pdf in batches:
+            corrupt = pdf.pop(CORRUPT) if CORRUPT in pdf.columns else pd.Series([None] * len(pdf))
+            malformed = corrupt.notna().to_numpy()
+            # The missing-value tokens of the file become nulls, as the local reader makes them.
+            text = pdf.apply(lambda col: col.where(~col.isin(missing)) if col.dtype == object else col)
+            table = pa.Table.from_pandas(text[~malformed].reset_index(drop=True), preserve_index=False)
+            frame, _, problems = convert_table(table, spec, first_line=0, require_target=False)
+            pds = model.predict(frame) if len(frame) else np.empty(0)
+            out = [pd.DataFrame({id_name: frame[id_name].astype(object), "pd": pds, "column": None, "reason": None})]
+            if problems or malformed.any():
+                bad_ids = [p.id for p in problems] + list(pdf.loc[malformed, id_name])
+                out.append(
+                    pd.DataFrame(
+                        {
+                            id_name: bad_ids,
+                            "pd": np.nan,
+                            "column": [p.column for p in problems] + ["<row>"] * int(malformed.sum()),
+                            "reason": [p.reason for p in problems]
+                            + [f"malformed row: {c!r}"[:200] for c in corrupt[malformed]],
+                        }
+                    )
+                )
+            yield pd.concat(out, ignore_index=True)
+
+    cols = [c for c in df.columns if c in features or c in (spec.id, spec.target, CORRUPT)]
+    return df.select(*cols).mapInPandas(
+        score, schema=f"`{id_name}` string, pd double, `column` string, reason string"
+    )
+
+
+def score_file_spark(
+    model_dir: str | Path,
+    spec: DatasetSpec,
+    input_path: str,
+    output_path: str | Path,
+    *,
+    rejects_path: str | Path | None = None,
+    strict: bool = False,
+    master: str | None = None,
+):
+    """Score a file on Spark and write the output (and rejects) like the local engine does.
+
+    Output and rejects are streamed to the driver partition by partition (``toLocalIterator``)
+    and written through the same sinks as the local engine, so the two engines' files agree.
+    """
+    import time
+
+    from .local import BatchSummary, default_rejects
+    from .sinks import open_sinks
+
+    started = time.perf_counter()
+    spark = session(master)
+    if "://" in str(output_path):
+        return _write_with_spark(spark, model_dir, spec, input_path, str(output_path), strict=strict, started=started)
+    output_path = Path(output_path)
+    rejects_path = Path(rejects_path) if rejects_path is not None else default_rejects(output_path)
+    scored_df = score_dataframe(read_text(spark, input_path, spec), model_dir, spec)
+    scored = rejected = 0
+    with open_sinks(output_path, rejects_path, spec.id, spec.separator) as (scores, refused):
+        ids: list[str] = []
+        pds: list[float] = []
+        for row in scored_df.toLocalIterator(prefetchPartitions=True):
+            if row["reason"] is None:
+                ids.append(row[spec.id])
+                pds.append(row["pd"])
+                if len(ids) >= 50_000:
+                    scores.write(ids, np.asarray(pds))
+                    scored += len(ids)
+                    ids, pds = [], []
+            else:
+                from ..data import RowProblem
+
+                if strict:
+                    raise DataError(row["reason"], path=input_path, column=row["column"])
+                refused.write([RowProblem(0, row["column"], row["reason"], row[spec.id])], ids=[row[spec.id]])
+                rejected += 1
+        if ids:
+            scores.write(ids, np.asarray(pds))
+            scored += len(ids)
+    return BatchSummary.of(input_path, output_path, rejects_path, scored, rejected, started)
+
+
+def _write_with_spark(spark, model_dir, spec: DatasetSpec, input_path: str, output: str, *, strict: bool, started: float):
+    """Cluster-sized output: the executors write ``output`` (Parquet, or CSV if it ends in .csv)
+    and ``<output>_rejects`` themselves; Spark's commit protocol publishes them only when the job
+    succeeds (on S3, use the S3A magic committer)."""
+    from pyspark.sql import functions as F
+
+    from .local import BatchSummary
+
+    scored = score_dataframe(read_text(spark, input_path, spec), model_dir, spec).cache()
+    try:
+        bad = scored.filter(F.col("reason").isNotNull())
+        n_bad = bad.count()
+        if strict and n_bad:
+            first = bad.first()
+            raise DataError(first["reason"], path=input_path, column=first["column"])
+        good = scored.filter(F.col("reason").isNull()).select(spec.id, "pd")
+        n_good = good.count()
+        writer = good.write.mode("overwrite")
+        if output.lower().endswith(".csv"):
+            writer.option("sep", spec.separator).option("header", True).csv(output)
+        else:
+            writer.parquet(output)
+        rejects = None
+        if n_bad:
+            rejects = output.rstrip("/") + "_rejects"
+            bad.select(spec.id, "column", "reason").write.mode("overwrite").option("sep", spec.separator).option(
+                "header", True).csv(rejects)
+    finally:
+        scored.unpersist()
+    return BatchSummary.of(input_path, output, rejects, n_good, n_bad, started)

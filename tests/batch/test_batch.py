@@ -1,0 +1,217 @@
+"""Batch scoring: streaming files on one machine, and the same rows on Spark (pyspark, local mode)."""
+
+import gzip
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from klarna_pd.batch import score_file
+from klarna_pd.data import DataError, read_dataset
+
+from ..conftest import ROOT
+
+pytestmark = [pytest.mark.batch, pytest.mark.slow]
+
+
+def _read(path):
+    if str(path).endswith(".parquet"):
+        return pq.read_table(path).to_pandas()
+    return pd.read_csv(path, sep=";", float_precision="round_trip", dtype={"uuid": str})
+
+
+@pytest.fixture(scope="module")
+def expected(model, synthetic_small, klarna_spec):
+    frame = read_dataset(synthetic_small, klarna_spec).frame
+    return pd.DataFrame({"uuid": frame["uuid"], "pd": model.predict(frame)})
+
+
+@pytest.mark.parametrize("out_name", ["scores.csv", "scores.parquet", "scores.csv.gz"])
+def test_every_row_scored_in_order_with_the_library_pd(model, synthetic_small, expected, tmp_path, out_name):
+    out = tmp_path / out_name
+    summary = score_file(model, synthetic_small, out, chunk_bytes=1 << 18, progress=False)
+    assert summary.rows_scored == 6_000 and summary.rows_rejected == 0 and summary.rejects is None
+    if out_name.endswith(".gz"):
+        assert gzip.decompress(out.read_bytes()).decode().splitlines()[0] == "uuid;pd"
+        got = pd.read_csv(out, sep=";", float_precision="round_trip")
+    else:
+        got = _read(out)
+    pd.testing.assert_frame_equal(got.reset_index(drop=True), expected)
+    assert not list(tmp_path.glob(".*tmp"))
+
+
+def test_gzip_and_parquet_inputs(model, synthetic_small, klarna_spec, expected, tmp_path):
+    gz = tmp_path / "in.csv.gz"
+    gz.write_bytes(gzip.compress(synthetic_small.read_bytes()))
+    score_file(model, gz, tmp_path / "a.csv", progress=False)
+    frame = read_dataset(synthetic_small, klarna_spec).frame
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp_path / "in.parquet")
+    score_file(model, tmp_path / "in.parquet", tmp_path / "b.csv", progress=False)
+    for name in ("a.csv", "b.csv"):
+        pd.testing.assert_frame_equal(_read(tmp_path / name), expected)
+
+
+def _with_bad_rows(src, dst, spec):
+    lines = src.read_text().splitlines()
+    age = spec.columns.index("age")
+    bad = lines[10].split(";")
+    bad[age] = "forty"
+    lines[10] = ";".join(bad)
+    lines[20] = lines[20].rsplit(";", 3)[0]  # a truncated row
+    dst.write_text("\n".join(lines) + "\n")
+    return lines
+
+
+def test_bad_rows_go_to_the_reject_file(model, synthetic_small, klarna_spec, expected, tmp_path):
+    src = tmp_path / "in.csv"
+    lines = _with_bad_rows(synthetic_small, src, klarna_spec)
+    out = tmp_path / "out.csv"
+    summary = score_file(model, src, out, progress=False)
+    assert (summary.rows_scored, summary.rows_rejected) == (5_998, 2)
+    rejects = pd.read_csv(summary.rejects, sep=";")
+    assert rejects["line"].tolist() == [11, 21]
+    assert rejects["id"].iloc[0] == lines[10].split(";")[0].strip('"')
+    assert rejects["column"].tolist() == ["age", "<row>"]
+    assert "expected a finite number, got 'forty'" in rejects["reason"].iloc[0]
+    assert "expected 43 fields, got 40" in rejects["reason"].iloc[1]
+    kept = expected.drop(index=[9, 19]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(_read(out), kept)
+
+
+def test_strict_stops_at_the_first_bad_row_and_writes_nothing(model, synthetic_small, klarna_spec, tmp_path):
+    src = tmp_path / "in.csv"
+    _with_bad_rows(synthetic_small, src, klarna_spec)
+    out = tmp_path / "out.csv"
+    out.write_text("previous results\n")
+    with pytest.raises(DataError, match="line 11, column 'age': expected a finite number, got 'forty'"):
+        score_file(model, src, out, strict=True, progress=False)
+    assert out.read_text() == "previous results\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "out.csv"]
+
+
+def test_a_stale_reject_file_is_removed_by_a_clean_run(model, synthetic_small, tmp_path):
+    out = tmp_path / "out.csv"
+    stale = tmp_path / "out.csv.rejects.csv"
+    stale.write_text("old rejects\n")
+    score_file(model, synthetic_small, out, progress=False)
+    assert not stale.exists()
+
+
+def test_cli_with_progress(trained, synthetic_small, expected, tmp_path):
+    out = tmp_path / "out.parquet"
+    proc = subprocess.run(
+        [sys.executable, "-m", "klarna_pd.batch", "--model", trained.model_tag, "--input", str(synthetic_small),
+         "--output", str(out), "--chunk-mb", "1"],
+        cwd=ROOT, capture_output=True, text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "rows/s" in proc.stderr and "batch: 6,000" in proc.stderr
+    assert proc.stdout.startswith("scored 6,000 rows into")
+    pd.testing.assert_frame_equal(_read(out), expected)
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--output", "x.txt"], "expected a .csv, .csv.gz or .parquet output file, got 'x.txt'"),
+        (["--output", "x.csv", "--engine", "gpu"], "invalid choice: 'gpu'"),
+        (["--output", "x.csv", "--chunk-mb", "0"], "expected 1 to 1024 MiB, got 0"),
+    ],
+)
+def test_cli_refuses_bad_flags(tmp_path, args, needle):
+    proc = subprocess.run([sys.executable, "-m", "klarna_pd.batch", "--input", "in.csv", *args], cwd=tmp_path,
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and needle in proc.stderr
+
+
+def test_cli_reports_a_missing_model_or_input(trained, tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "klarna_pd.batch", "--model", "klarna-pd:nosuchversion",
+                           "--input", "in.csv", "--output", str(tmp_path / "o.csv")], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 1 and "klarna-pd:nosuchversion" in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "klarna_pd.batch", "--model", trained.model_tag,
+                           "--input", str(tmp_path / "none.csv"), "--output", str(tmp_path / "o.csv")],
+                          cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 1 and "file not found" in proc.stderr
+    assert not (tmp_path / "o.csv").exists()
+
+
+# -- Spark -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def spark():
+    pytest.importorskip("pyspark", reason="pyspark not installed (requirements-spark.txt)")
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        pytest.skip("no Java runtime (Spark needs Java 17): install openjdk-17-jre-headless")
+    from klarna_pd.batch.spark import session
+
+    s = session("local[2]")
+    s.sparkContext.setLogLevel("ERROR")
+    yield s
+    s.stop()
+
+
+def test_spark_gives_the_same_pds_to_the_last_digit(spark, trained, model, synthetic_small, klarna_spec, tmp_path):
+    import bentoml
+
+    from klarna_pd.batch.spark import score_file_spark
+
+    src = tmp_path / "in.csv"
+    _with_bad_rows(synthetic_small, src, klarna_spec)
+    model_dir = bentoml.models.get(trained.model_tag).path
+    local = score_file(model, src, tmp_path / "local.csv", progress=False)
+    remote = score_file_spark(model_dir, klarna_spec, str(src), tmp_path / "spark.csv")
+    assert (remote.rows_scored, remote.rows_rejected) == (local.rows_scored, local.rows_rejected) == (5_998, 2)
+    assert (tmp_path / "spark.csv").read_bytes() == (tmp_path / "local.csv").read_bytes()
+    rejects = pd.read_csv(remote.rejects, sep=";")
+    assert set(rejects["column"]) == {"age", "<row>"}
+
+
+def test_spark_dataframe_function(spark, trained, model, expected, synthetic_small, klarna_spec):
+    import bentoml
+
+    from klarna_pd.batch.spark import read_text, score_dataframe
+
+    df = read_text(spark, str(synthetic_small), klarna_spec)
+    out = score_dataframe(df, bentoml.models.get(trained.model_tag).path, klarna_spec).toPandas()
+    assert out["reason"].isna().all()
+    got = out[["uuid", "pd"]].set_index("uuid").loc[expected["uuid"], "pd"].to_numpy()
+    np.testing.assert_array_equal(got, expected["pd"].to_numpy())
+
+
+def test_spark_writes_cluster_sized_output_itself(spark, trained, expected, synthetic_small, klarna_spec, tmp_path):
+    import bentoml
+
+    from klarna_pd.batch.spark import score_file_spark
+
+    out = f"file://{tmp_path}/scores.parquet"
+    summary = score_file_spark(bentoml.models.get(trained.model_tag).path, klarna_spec, str(synthetic_small), out)
+    assert summary.rows_scored == 6_000 and summary.rejects is None
+    assert (tmp_path / "scores.parquet" / "_SUCCESS").exists()
+    got = pq.read_table(tmp_path / "scores.parquet").to_pandas().set_index("uuid").loc[expected["uuid"], "pd"]
+    np.testing.assert_array_equal(got.to_numpy(), expected["pd"].to_numpy())
+
+
+def test_spark_submit_runs_the_documented_entry_point(spark, trained, expected, synthetic_small, tmp_path):
+    """The README's spark-submit command, with a local master instead of YARN."""
+    import bentoml
+
+    submit = Path(sys.executable).with_name("spark-submit")
+    out = tmp_path / "scores.csv"
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    proc = subprocess.run(
+        [str(submit), "--master", "local[1]", "--conf", "spark.ui.enabled=false", str(ROOT / "scripts" / "spark_batch.py"),
+         "--engine", "spark", "--model", bentoml.models.get(trained.model_tag).path, "--input", str(synthetic_small),
+         "--output", str(out)],
+        cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().splitlines()[-1].startswith("scored 6,000 rows into")
+    pd.testing.assert_frame_equal(_read(out), expected)
