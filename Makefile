@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/train.py
 	$(BIN)/python benchmarks/serve.py
 	$(BIN)/python benchmarks/batch.py
+	$(BIN)/python benchmarks/soak.py
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) outputs .pytest_cache

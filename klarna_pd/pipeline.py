@@ -109,10 +109,17 @@ def run(
     n_lab = int(dataset.is_labelled.sum())
     log(f"read {data}: {len(dataset.frame):,} rows ({n_lab:,} labelled, {len(dataset.frame) - n_lab:,} to score) in {read_seconds:.1f} s")
 
+    # A feature missing in every labelled row is usually a broken extract, not a fact about the
+    # applicants: train anyway (the trees ignore it), but say so loudly and keep it on record.
+    labelled = dataset.frame.loc[dataset.is_labelled]
+    empty = [f.name for f in spec.features if labelled[f.name].isna().all()]
+    if empty:
+        log(f"WARNING: {len(empty)} feature(s) missing in every labelled row, the model cannot use them: {', '.join(empty)}")
+
     result = train(dataset, config, log=log)
     result.seconds = {"read": read_seconds, **result.seconds}
     metrics = evaluate(result)
-    metrics["input"] = {"path": str(data), "sha256": sha256_file(data), "synthetic": synthetic}
+    metrics["input"] = {"path": str(data), "sha256": sha256_file(data), "synthetic": synthetic, "all_missing_features": empty}
     result.model.metrics = metrics
 
     tag = None

@@ -46,6 +46,13 @@ def render_markdown(result: TrainResult, m: dict[str, Any], context: dict[str, A
             "> the generator's known true PD, not real customers.",
             "",
         ]
+    empty = m.get("input", {}).get("all_missing_features") or []
+    if empty:
+        lines += [
+            f"> **Missing in every labelled row**: {', '.join(f'`{c}`' for c in empty)}. The model cannot",
+            "> use these features; check the extract before trusting this model.",
+            "",
+        ]
     lines += [
         "## Data",
         f"`{context['data_path']}` (sha256 `{context['data_sha256'][:16]}…`), spec `{spec.name}`: "

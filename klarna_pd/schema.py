@@ -146,10 +146,12 @@ class Schema:
         try:
             applicant = self._one.validate_json(body)
         except ValidationError as exc:
-            _refuse_non_json_numbers(body)  # a NaN token explains the failure better
+            _refuse_non_json_numbers(body)  # a NaN token or bad bytes explain the failure better
+            _refuse_non_utf8(body)
             raise self.error_from(exc, prefix="") from None
         if self._maybe_token(applicant):
             _refuse_non_json_numbers(body)
+        _refuse_duplicate_keys(body, len(applicant))
         return applicant
 
     def validate_many_json(self, body: bytes, *, key: str = "applicants") -> list[dict[str, Any]]:
@@ -159,9 +161,11 @@ class Schema:
             applicants = adapter.validate_json(body)[key]
         except ValidationError as exc:
             _refuse_non_json_numbers(body)
+            _refuse_non_utf8(body)
             raise self.error_from(exc, prefix="") from None
         if any(self._maybe_token(a) for a in applicants):
             _refuse_non_json_numbers(body)
+        _refuse_duplicate_keys(body, 1 + sum(len(a) for a in applicants))
         return applicants
 
     def _maybe_token(self, applicant: dict[str, Any]) -> bool:
@@ -249,6 +253,41 @@ def _refuse_non_json_numbers(body: bytes) -> None:
         if isinstance(exc, RequestError):
             raise
         # Other syntax errors are reported by the validator with its own message.
+
+
+def _refuse_non_utf8(body: bytes) -> None:
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RequestError(
+            400, f"malformed JSON: not UTF-8 text (byte 0x{body[exc.start]:02x} at offset {exc.start}); JSON must be UTF-8"
+        ) from None
+
+
+def _refuse_duplicate_keys(body: bytes, keys_parsed: int) -> None:
+    """Refuse an object that names a field twice (``{"age": 20, "age": 70}``).
+
+    The parser keeps the last value; a checkout system and this service reading the same request
+    differently is worse than refusing it. Every key is followed by one colon, so when the body
+    holds no more colons than the parsed objects have keys, no key can repeat: a byte count
+    settles the usual case, and only bodies with colons inside strings are parsed again.
+    """
+    if body.count(b":") <= keys_parsed:
+        return
+
+    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: set[str] = set()
+        for name, _ in pairs:
+            if name in seen:
+                raise RequestError(422, f"field {name!r} appears twice in one object; send each field once")
+            seen.add(name)
+        return {}
+
+    try:
+        json.loads(body, object_pairs_hook=unique)
+    except (ValueError, UnicodeDecodeError) as exc:
+        if isinstance(exc, RequestError):
+            raise
 
 
 def _loc(prefix: str, loc: tuple) -> str:

@@ -137,6 +137,20 @@ def test_missing_bucket_and_unreachable_s3(s3_endpoint, trained, tmp_path, monke
     assert not (tmp_path / "m").exists()
 
 
+def test_unreachable_s3_leaves_the_previous_model_in_place(pushed, model, tmp_path, monkeypatch, sample_records):
+    """A pod restarting while S3 is down keeps (and can serve) the model it pulled before."""
+    dest = tmp_path / "model"
+    pull(pushed, dest=dest, log=lambda *_: None)
+    before = {p.name: p.read_bytes() for p in dest.iterdir()}
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    with pytest.raises(RemoteError, match="cannot reach S3"):
+        pull(pushed, dest=dest, log=lambda *_: None)
+    assert {p.name: p.read_bytes() for p in dest.iterdir()} == before
+    _, records = sample_records
+    np.testing.assert_array_equal(load_directory(dest).predict(records), model.predict(records))
+
+
 def test_pull_into_the_local_store(pushed, trained, tmp_path, s3_endpoint):
     """Into a fresh model store (another BENTOML_HOME), through the CLI."""
     home = tmp_path / "bentoml"

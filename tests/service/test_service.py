@@ -176,24 +176,34 @@ def test_api_keys(keyed_server, sample_records):
         assert httpx.get(f"{url}{open_path}").status_code == 200
     with PDClient(url, api_key=KEY) as client:
         assert 0 < client.predict(records[:1])[0]["pd"] < 1
-    assert KEY not in open(proc.log_path).read()
+    log = open(proc.log_path).read()
+    assert KEY not in log and "wrong-key-wrong-key" not in log and "z" * 20 not in log
+
+
+def _damaged_copy(trained, bentoml_home, name: str, damage) -> str:
+    """A copy of the trained model in the store under ``name``:v1, with ``damage(directory)`` done to it."""
+    import bentoml
+
+    src = bentoml.models.get(trained.model_tag)
+    dst = bentoml_home / "models" / name / "v1"
+    shutil.copytree(src.path, dst)
+    (dst.parent / "latest").write_text("v1")
+    damage(dst)
+    yaml_path = dst / "model.yaml"
+    yaml_path.write_text(yaml_path.read_text().replace(f"name: {src.tag.name}", f"name: {name}").replace(
+        f"version: {src.tag.version}", "version: v1"))
+    return f"{name}:v1"
 
 
 @pytest.fixture(scope="module")
 def tampered_tag(trained, bentoml_home):
     """A copy of the trained model in the store, with one file altered."""
-    import bentoml
 
-    src = bentoml.models.get(trained.model_tag)
-    dst = bentoml_home / "models" / "klarna-pd-tampered" / "v1"
-    shutil.copytree(src.path, dst)
-    (dst.parent / "latest").write_text("v1")
-    booster = dst / "booster.txt"
-    booster.write_text(booster.read_text().replace("shrinkage=", "shrinkage=7", 1))
-    yaml_path = dst / "model.yaml"
-    yaml_path.write_text(yaml_path.read_text().replace(f"name: {src.tag.name}", "name: klarna-pd-tampered").replace(
-        f"version: {src.tag.version}", "version: v1"))
-    return "klarna-pd-tampered:v1"
+    def alter(model_dir):
+        booster = model_dir / "booster.txt"
+        booster.write_text(booster.read_text().replace("shrinkage=", "shrinkage=7", 1))
+
+    return _damaged_copy(trained, bentoml_home, "klarna-pd-tampered", alter)
 
 
 def test_a_tampered_model_is_never_served(tampered_tag):
@@ -206,5 +216,24 @@ def test_a_tampered_model_is_never_served(tampered_tag):
         resp = post(url, "/estimate-default-probability", {})
         assert resp.status_code == 503
         assert "booster.txt does not match its recorded sha256" in open(proc.log_path).read()
+    finally:
+        stop_server(proc)
+
+
+@pytest.fixture(scope="module")
+def gutted_tag(trained, bentoml_home):
+    """A copy of the trained model in the store with its encoder file gone."""
+    return _damaged_copy(trained, bentoml_home, "klarna-pd-gutted", lambda model_dir: (model_dir / "encoder.json").unlink())
+
+
+def test_a_model_missing_a_file_is_never_served(gutted_tag):
+    proc, url = start_server("service:KlarnaPD", env={"KLARNA_PD_MODEL_TAG": gutted_tag})
+    try:
+        assert httpx.get(f"{url}/readyz").status_code == 503
+        resp = post(url, "/predict", {"applicants": [{}]})
+        assert resp.status_code == 503 and "encoder.json" in resp.json()["message"]
+        assert post(url, "/estimate-default-probability", {}).status_code == 503
+        log = open(proc.log_path).read()
+        assert "model refused, not serving:" in log and "encoder.json" in log
     finally:
         stop_server(proc)

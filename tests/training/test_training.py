@@ -3,6 +3,8 @@
 import csv
 import json
 import shutil
+import subprocess
+import sys
 
 import lightgbm as lgb
 import numpy as np
@@ -211,3 +213,51 @@ def test_too_few_defaults_for_the_folds(tmp_path, synthetic_small, klarna_spec):
         run(path, klarna_spec, tmp_path / "out", TrainConfig(folds=10), store=False, log=lambda *_: None)
     assert not (tmp_path / "out" / "predictions.csv").exists()
 
+
+
+# -- faults in the training input ------------------------------------------------------------
+
+
+def _train_cli(data, out, *extra):
+    return subprocess.run(
+        [sys.executable, "train.py", "--data", str(data), "--out", str(out), "--folds", "3", "--no-store", *extra],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+
+
+def test_a_truncated_file_is_refused_and_nothing_written(synthetic_small, tmp_path):
+    data = tmp_path / "cut.csv"
+    raw = synthetic_small.read_bytes()
+    data.write_bytes(raw[: len(raw) // 2])  # cut mid-row, as an interrupted copy leaves it
+    lines = data.read_bytes().count(b"\n") + 1
+    out = tmp_path / "out"
+    proc = _train_cli(data, out)
+    assert proc.returncode == 2, proc.stderr
+    assert f"cut.csv, line {lines}: expected 43 fields, got" in proc.stderr
+    assert not out.exists()
+
+
+def test_a_target_without_defaults_is_refused_and_nothing_written(synthetic_small, klarna_spec, tmp_path):
+    frame = pd.read_csv(synthetic_small, sep=";", dtype=str, keep_default_na=False)
+    frame.loc[frame["default"] == "1", "default"] = "0"
+    data = tmp_path / "zeros.csv"
+    frame.to_csv(data, sep=";", index=False)
+    out = tmp_path / "out"
+    proc = _train_cli(data, out)
+    assert proc.returncode != 0
+    assert "needs at least 3 rows of each outcome; the labelled rows have 0 defaults" in proc.stderr
+    assert not out.exists()
+
+
+def test_a_feature_missing_everywhere_trains_with_a_warning_on_record(synthetic_small, tmp_path):
+    frame = pd.read_csv(synthetic_small, sep=";", dtype=str, keep_default_na=False)
+    frame["age"] = "NA"
+    data = tmp_path / "no_age.csv"
+    frame.to_csv(data, sep=";", index=False)
+    out = tmp_path / "out"
+    proc = _train_cli(data, out)
+    assert proc.returncode == 0, proc.stderr
+    assert "WARNING: 1 feature(s) missing in every labelled row, the model cannot use them: age" in proc.stdout + proc.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["input"]["all_missing_features"] == ["age"]
+    assert "**Missing in every labelled row**: `age`" in (out / "report.md").read_text()
