@@ -10,10 +10,10 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 
 .PHONY: run train serve test bench clean
 
-$(STAMP): requirements.txt requirements-dev.txt requirements-spark.txt pyproject.toml
+$(STAMP): requirements.txt requirements-dev.txt requirements-spark.txt requirements-ops.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.txt -r requirements-dev.txt -r requirements-spark.txt
+	$(BIN)/python -m pip install --quiet -r requirements.txt -r requirements-dev.txt -r requirements-spark.txt -r requirements-ops.txt
 	$(BIN)/python -m pip install --quiet --no-deps --editable .
 	touch $(STAMP)
 
