@@ -27,6 +27,7 @@ from klarna_pd.model import ModelError
 from klarna_pd.schema import RequestError, Schema
 from klarna_pd.serving import monitoring
 from klarna_pd.serving.auth import APIKeyAuth
+from klarna_pd.serving.drift import DriftMonitor
 from klarna_pd.serving.errors import ErrorEnvelope, HTTPError
 from klarna_pd.serving.requests import predict_input_spec
 from klarna_pd.serving.routes import build_app
@@ -56,6 +57,19 @@ def _record() -> ModelRecord:
 schema = Schema(_record().spec, max_applicants=settings.max_applicants)
 Applicant = schema.applicant
 PDResult = schema.result
+
+
+def _drift_monitor(pd_model) -> DriftMonitor | None:
+    if not settings.drift_window or not pd_model.reference:
+        if settings.drift_window:
+            logger.warning("model %s has no training reference: no drift gauges", settings.model_tag)
+        return None
+    encoder = pd_model.encoder
+    return DriftMonitor(
+        pd_model.reference, encoder.feature_names_, encoder.other_code_,
+        window=settings.drift_window, min_rows=settings.drift_min_rows,
+        gauges=monitoring.set_psi, count_unknown=monitoring.count_unknown_levels,
+    )
 
 
 def _current() -> KlarnaPD | None:
@@ -107,6 +121,7 @@ class KlarnaPD:
             return
         self.scorer = Scorer(
             pd_model,
+            drift=_drift_monitor(pd_model),
             info={
                 "model_tag": record.tag,
                 "created": record.created,

@@ -45,6 +45,12 @@ class Settings(BaseSettings):
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
     """Accepted API keys, comma-separated. Empty: no authentication."""
 
+    drift_window: int = Field(default=10_000, ge=0)
+    """Applicants kept for the live PSI gauges on ``/metrics`` (0: drift monitoring off)."""
+
+    drift_min_rows: int = Field(default=1_000, ge=1)
+    """No PSI is published from fewer rows than this (too noisy)."""
+
     workers: int = Field(default=1, ge=1)
     """Server worker processes (each one core's worth of scoring)."""
 

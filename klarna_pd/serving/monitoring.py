@@ -22,7 +22,7 @@ def _get() -> dict[str, Any]:
     if not _metrics:
         with _lock:
             if not _metrics:
-                from prometheus_client import Counter, Histogram
+                from prometheus_client import Counter, Gauge, Histogram
 
                 _metrics["rejected"] = Counter(
                     "klarna_pd_rejected_requests_total",
@@ -36,6 +36,23 @@ def _get() -> dict[str, Any]:
                     buckets=PD_BUCKETS,
                 )
                 _metrics["rows"] = Counter("klarna_pd_scored_rows_total", "Applicants scored", ["endpoint"])
+                # Several workers: the largest value among live ones, the conservative reading.
+                _metrics["score_psi"] = Gauge(
+                    "klarna_pd_score_psi",
+                    "PSI of the PDs of the last scored applicants against training (<0.1 stable, 0.1-0.25 watch, >0.25 act)",
+                    multiprocess_mode="livemax",
+                )
+                _metrics["feature_psi"] = Gauge(
+                    "klarna_pd_feature_psi",
+                    "PSI of each feature of the last scored applicants against training",
+                    ["feature"],
+                    multiprocess_mode="livemax",
+                )
+                _metrics["unknown"] = Counter(
+                    "klarna_pd_unknown_levels_total",
+                    "Applicants whose category level the model has no code for (unseen in training, or too rare there)",
+                    ["feature"],
+                )
     return _metrics
 
 
@@ -59,3 +76,15 @@ def observe_pds(endpoint: str, pds: np.ndarray) -> None:
         if c:
             buckets[i].inc(int(c))
     total.inc(float(np.sum(pds)))
+
+
+def set_psi(kind: str, name: str, value: float) -> None:
+    m = _get()
+    if kind == "score":
+        m["score_psi"].set(value)
+    else:
+        m["feature_psi"].labels(feature=name).set(value)
+
+
+def count_unknown_levels(feature: str, n: int) -> None:
+    _get()["unknown"].labels(feature=feature).inc(n)

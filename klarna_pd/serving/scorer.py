@@ -8,6 +8,7 @@ from typing import Any
 from ..model import PDModel
 from ..schema import REASONS_FIELD
 from . import monitoring
+from .drift import DriftMonitor
 
 
 class Scorer:
@@ -18,10 +19,11 @@ class Scorer:
         info: what ``/metadata`` reports besides the model's own metrics (tag, creation time, ...).
     """
 
-    def __init__(self, model: PDModel, info: dict[str, Any]) -> None:
+    def __init__(self, model: PDModel, info: dict[str, Any], drift: DriftMonitor | None = None) -> None:
         self.model = model
         self.info = info
         self.id_field = model.spec.id
+        self.drift = drift
 
     def score(self, applicants: Sequence[dict[str, Any]], *, endpoint: str = "predict") -> list[dict[str, Any]]:
         """One result per applicant, in order: ``pd``, the id if given, ``reasons`` if asked for."""
@@ -29,6 +31,8 @@ class Scorer:
         # One thread: requests are small and the server's workers already use the cores.
         pds = self.model.predict_encoded(matrix, num_threads=1)
         monitoring.observe_pds(endpoint, pds)
+        if self.drift is not None:
+            self.drift.observe(matrix, pds)
         results: list[dict[str, Any]] = [{"pd": float(p)} for p in pds]
         wanted = [i for i, a in enumerate(applicants) if a.get(REASONS_FIELD)]
         if wanted:
@@ -44,8 +48,11 @@ class Scorer:
         return results
 
     def score_one(self, applicant: dict[str, Any], *, endpoint: str = "legacy") -> float:
-        pd_value = self.model.predict([applicant], validated=True, num_threads=1)
+        matrix = self.model.encode([applicant], validated=True)
+        pd_value = self.model.predict_encoded(matrix, num_threads=1)
         monitoring.observe_pds(endpoint, pd_value)
+        if self.drift is not None:
+            self.drift.observe(matrix, pd_value)
         return float(pd_value[0])
 
     def metadata(self) -> dict[str, Any]:

@@ -48,6 +48,8 @@ def test_every_rendered_object_validates_against_the_eks_schema(variant):
     assert sum(len(v) for v in objects.values()) >= 6
     for kind, items in objects.items():
         for obj in items:
+            if obj["apiVersion"].startswith("monitoring.coreos.com/"):
+                continue  # Prometheus Operator CRDs: not in the Kubernetes schema; test_monitoring checks them
             validate(obj)
             assert obj["metadata"]["namespace"] == "risk", (kind, obj["metadata"]["name"])
 
@@ -195,3 +197,26 @@ def test_checkov_passes_on_every_variant(tmp_path):
     assert result["passed"] > 100
     for skip in result["skipped"]:
         assert skip["reason"].strip(), f"skipped without a reason: {skip['check_id']} {skip['resource']}"
+
+
+def test_monitoring_objects_are_off_by_default_and_match_the_service():
+    assert "ServiceMonitor" not in render(None) and "PrometheusRule" not in render(None)
+    objects = render(_values("monitoring"))
+    (monitor,) = objects["ServiceMonitor"]
+    (service,) = objects["Service"]
+    (rule,) = objects["PrometheusRule"]
+    assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    assert [e["port"] for e in monitor["spec"]["endpoints"]] == [p["name"] for p in service["spec"]["ports"]]
+    assert monitor["spec"]["endpoints"][0]["path"] == "/metrics"
+    rules = {r["alert"]: r for g in rule["spec"]["groups"] for r in g["rules"]}
+    assert set(rules) == {"KlarnaPDScoreDriftWatch", "KlarnaPDScoreDriftAct", "KlarnaPDFeatureDriftAct"}
+    assert rules["KlarnaPDScoreDriftWatch"]["expr"].endswith("> 0.1")
+    assert rules["KlarnaPDScoreDriftAct"]["expr"].endswith("> 0.25")
+    assert 'service="klarna-pd"' in rules["KlarnaPDFeatureDriftAct"]["expr"]
+    # The alerts read the gauges the service exports under these names.
+    exported = (ROOT / "klarna_pd" / "serving" / "monitoring.py").read_text()
+    for r in rules.values():
+        metric = r["expr"].split("(")[1].split("{")[0] if "by (" not in r["expr"] else r["expr"].split(") (")[1].split("{")[0]
+        assert f'"{metric}"' in exported, metric
+    assert rules["KlarnaPDScoreDriftAct"]["annotations"]["summary"].startswith("PD distribution of klarna-pd has shifted (PSI {{ $value")
