@@ -90,6 +90,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _server_home() -> Path:
+    """A BentoML home of its own for one server, sharing the session's model store and Bentos.
+
+    Every `bentoml serve` empties $BENTOML_HOME/prometheus_multiproc_dir when it starts, so two
+    servers on one home wipe each other's /metrics (seen: the session server lost its klarna_pd
+    metrics when another test started a server)."""
+    home = Path(tempfile.mkdtemp(prefix="serve-home-", dir=_HOME))
+    for shared in ("models", "bentos"):
+        (_HOME / shared).mkdir(exist_ok=True)
+        (home / shared).symlink_to(_HOME / shared, target_is_directory=True)
+    return home
+
+
 def start_server(target: str, *, env: dict[str, str] | None = None, cwd: Path = ROOT, timeout: float = 90.0):
     """Start ``bentoml serve <target>`` on a free port; return (process, base URL) once ready."""
     import httpx
@@ -99,7 +112,7 @@ def start_server(target: str, *, env: dict[str, str] | None = None, cwd: Path = 
     proc = subprocess.Popen(
         [sys.executable, "-m", "bentoml", "serve", target, "--port", str(port), "--host", "127.0.0.1"],
         cwd=cwd,
-        env={**os.environ, **(env or {})},
+        env={**os.environ, "BENTOML_HOME": str(_server_home()), **(env or {})},
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
