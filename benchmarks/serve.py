@@ -29,28 +29,12 @@ sys.path.insert(0, str(ROOT))
 
 
 def _records(model_tag: str, n: int) -> list[dict]:
+    from klarna_pd.schema import json_records
     from klarna_pd.store import load_model
     from klarna_pd.synth import generate
 
-    model = load_model(model_tag)
     frame, _ = generate(n, seed=11)
-    out = []
-    for row in frame.to_dict("records"):
-        rec = {}
-        for f in model.spec.features:
-            v = row[f.name]
-            if v is None or (isinstance(v, float) and v != v):
-                rec[f.name] = None
-            elif f.kind == "categorical":
-                rec[f.name] = v
-            elif f.kind == "boolean":
-                rec[f.name] = bool(v)
-            elif f.kind == "ordinal":
-                rec[f.name] = int(v)
-            else:
-                rec[f.name] = float(v)
-        out.append(rec)
-    return out
+    return json_records(frame, load_model(model_tag).spec, with_id=False)
 
 
 def _bento(model_tag: str, **env: str) -> Server:

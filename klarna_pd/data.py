@@ -113,8 +113,9 @@ def _shown(value: object) -> str:
     return text if len(text) <= _VALUE_SHOWN else text[: _VALUE_SHOWN - 4] + "...'"
 
 
-def _is_parquet(path: Path) -> bool:
-    return path.suffix.lower() in {".parquet", ".pq"}
+def is_parquet(path: str | Path) -> bool:
+    """Whether a data file is read (or written) as Parquet, by its extension."""
+    return Path(path).suffix.lower() in {".parquet", ".pq"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -456,7 +457,7 @@ def iter_chunks(
         Chunks in file order.
     """
     path = Path(path)
-    if _is_parquet(path):
+    if is_parquet(path):
         yield from _iter_parquet(path, spec, strict=strict, require_target=require_target)
         return
     header = _csv_header(path, spec)

@@ -181,21 +181,6 @@ def sample_records(synthetic_full, klarna_spec):
 
 def records_of(frame, spec) -> list[dict]:
     """Rows of a typed frame as the JSON objects a client would send (NaN -> null)."""
-    out = []
-    for row in frame.to_dict("records"):
-        rec = {}
-        for f in spec.features:
-            v = row[f.name]
-            if v is None or (isinstance(v, float) and v != v):
-                rec[f.name] = None
-            elif f.kind == "categorical":
-                rec[f.name] = v
-            elif f.kind == "boolean":
-                rec[f.name] = bool(v)
-            elif f.kind == "ordinal":
-                rec[f.name] = int(v)
-            else:
-                rec[f.name] = float(v)
-        rec[spec.id] = row[spec.id]
-        out.append(rec)
-    return out
+    from klarna_pd.schema import json_records
+
+    return json_records(frame, spec)

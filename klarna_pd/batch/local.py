@@ -19,10 +19,10 @@ from typing import TypeVar
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..data import Chunk, iter_chunks
+from ..data import Chunk, is_parquet, iter_chunks
 from ..model import PDModel
 from ..progress import Progress
-from .sinks import is_parquet, open_sinks
+from .sinks import open_sinks
 
 T = TypeVar("T")
 PREFETCH = 2
@@ -161,7 +161,7 @@ def score_file(
         for chunk in prefetch(chunks):
             if len(chunk.frame):
                 scores.write(chunk.frame[spec.id].to_numpy(), model.predict(chunk.frame, num_threads=num_threads))
-            refused.write(chunk.problems, ids=[p.id for p in chunk.problems])
+            refused.write(chunk.problems)
             scored += len(chunk.frame)
             rejected += len(chunk.problems)
             if bar is not None:

@@ -12,12 +12,8 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from ..data import RowProblem
+from ..data import RowProblem, is_parquet
 from ..files import atomic_path, temp_beside
-
-
-def is_parquet(path: str | Path) -> bool:
-    return Path(path).suffix.lower() in {".parquet", ".pq"}
 
 
 class ScoreSink:
@@ -56,7 +52,7 @@ class RejectSink:
         self._writer = pa_csv.CSVWriter(self._stream, self.schema, write_options=pa_csv.WriteOptions(delimiter=separator))
         self.count = 0
 
-    def write(self, problems: Sequence[RowProblem], ids: Sequence[str | None] | None = None) -> None:
+    def write(self, problems: Sequence[RowProblem]) -> None:
         if not problems:
             return
         self.count += len(problems)
@@ -64,7 +60,7 @@ class RejectSink:
             pa.table(
                 {
                     "line": [p.line for p in problems],
-                    "id": list(ids) if ids is not None else [None] * len(problems),
+                    "id": [p.id for p in problems],
                     "column": [p.column for p in problems],
                     "reason": [p.reason for p in problems],
                 },

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from ..data import DataError, _check_columns, convert_table
+from ..data import DataError, _check_columns, convert_table, is_parquet
 from ..model import PDModel
 from ..spec import DatasetSpec
 from ..store import load_directory
@@ -60,7 +60,7 @@ def read_text(spark: SparkSession, path: str, spec: DatasetSpec) -> DataFrame:
     """The file's columns as text (Parquet: as stored), malformed CSV rows kept in ``_corrupt_record``."""
     from pyspark.sql.types import StringType, StructField, StructType
 
-    if path.lower().endswith((".parquet", ".pq")):
+    if is_parquet(path):
         df = spark.read.parquet(path)
     else:
         header = spark.read.option("sep", spec.separator).option("header", True).csv(path).columns
@@ -177,7 +177,7 @@ def score_file_spark(
 
                 if strict:
                     raise DataError(row["reason"], path=input_path, column=row["column"])
-                refused.write([RowProblem(0, row["column"], row["reason"], row[spec.id])], ids=[row[spec.id]])
+                refused.write([RowProblem(0, row["column"], row["reason"], row[spec.id])])
                 rejected += 1
         if ids:
             scores.write(ids, np.asarray(pds))

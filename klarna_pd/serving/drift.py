@@ -54,7 +54,6 @@ class DriftMonitor:
         self.last_refresh = 0.0
         self.publish = gauges
         self.count_unknown = count_unknown
-        self.latest: dict[str, Any] = {}
         self._lock = threading.Lock()
 
     def observe(self, matrix: np.ndarray, pds: np.ndarray) -> None:
@@ -102,5 +101,4 @@ class DriftMonitor:
             self.publish("score", "score", score)
             for name, value in features.items():
                 self.publish("feature", name, value)
-        self.latest = {"rows": len(pds), "score": score, "features": features}
-        return self.latest
+        return {"rows": len(pds), "score": score, "features": features}

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from ..model import PDModel
 from ..schema import REASONS_FIELD
 from . import monitoring
@@ -27,12 +29,7 @@ class Scorer:
 
     def score(self, applicants: Sequence[dict[str, Any]], *, endpoint: str = "predict") -> list[dict[str, Any]]:
         """One result per applicant, in order: ``pd``, the id if given, ``reasons`` if asked for."""
-        matrix = self.model.encode(applicants, validated=True)
-        # One thread: requests are small and the server's workers already use the cores.
-        pds = self.model.predict_encoded(matrix, num_threads=1)
-        monitoring.observe_pds(endpoint, pds)
-        if self.drift is not None:
-            self.drift.observe(matrix, pds)
+        matrix, pds = self._predict(applicants, endpoint)
         results: list[dict[str, Any]] = [{"pd": float(p)} for p in pds]
         wanted = [i for i, a in enumerate(applicants) if a.get(REASONS_FIELD)]
         if wanted:
@@ -48,12 +45,17 @@ class Scorer:
         return results
 
     def score_one(self, applicant: dict[str, Any], *, endpoint: str = "legacy") -> float:
-        matrix = self.model.encode([applicant], validated=True)
-        pd_value = self.model.predict_encoded(matrix, num_threads=1)
-        monitoring.observe_pds(endpoint, pd_value)
+        return float(self._predict([applicant], endpoint)[1][0])
+
+    def _predict(self, applicants: Sequence[dict[str, Any]], endpoint: str) -> tuple[np.ndarray, np.ndarray]:
+        """Encoded rows and their PDs, recorded for /metrics and the drift window."""
+        matrix = self.model.encode(applicants, validated=True)
+        # One thread: requests are small and the server's workers already use the cores.
+        pds = self.model.predict_encoded(matrix, num_threads=1)
+        monitoring.observe_pds(endpoint, pds)
         if self.drift is not None:
-            self.drift.observe(matrix, pd_value)
-        return float(pd_value[0])
+            self.drift.observe(matrix, pds)
+        return matrix, pds
 
     def metadata(self) -> dict[str, Any]:
         m = self.model.metrics

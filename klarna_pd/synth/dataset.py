@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from ..data import is_parquet
 from ..files import atomic_path
 from .facts import load_facts
 from .generator import generate_features
@@ -149,7 +150,7 @@ def write_synthetic(
         progress: called after each chunk with (rows done, rows, seconds so far).
     """
     out = Path(out)
-    parquet = out.suffix.lower() in {".parquet", ".pq"}
+    parquet = is_parquet(out)
     started = time.perf_counter()
     with contextlib.ExitStack() as stack:
         tmp_out = stack.enter_context(atomic_path(out))

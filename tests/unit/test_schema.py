@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pytest
 
 from klarna_pd.schema import RequestError, Schema
@@ -88,3 +89,22 @@ def test_a_token_in_a_batch_text_field_is_refused():
 
 def test_numbers_in_categorical_fields_become_their_text():
     assert SCHEMA.validate_one_json(b'{"name_in_email": 7}')["name_in_email"] == "7"
+
+
+def test_json_records_of_a_read_file_pass_validation_and_encode_like_the_frame(tmp_path):
+    from klarna_pd.data import read_dataset
+    from klarna_pd.features import Encoder
+    from klarna_pd.schema import json_records
+    from klarna_pd.spec import klarna_spec
+    from klarna_pd.synth import write_synthetic
+
+    spec = klarna_spec()
+    path = tmp_path / "d.csv"
+    write_synthetic(path, rows=300, seed=4)
+    frame = read_dataset(path, spec).frame
+    records = json_records(frame, spec)
+    assert [r["uuid"] for r in records] == frame["uuid"].tolist()
+    assert "uuid" not in json_records(frame, spec, with_id=False)[0]
+    validated = Schema(spec, max_applicants=1000).validate_records(records)
+    encoder = Encoder(spec=spec).fit(frame)
+    np.testing.assert_array_equal(encoder.encode_records(validated), encoder.transform(frame))
