@@ -22,18 +22,19 @@ import bentoml
 from _bentoml_sdk import IODescriptor
 from bentoml.exceptions import BentoMLException
 
-from klarna_pd.evaluation import library_versions
-from klarna_pd.model import ModelError
-from klarna_pd.schema import RequestError, Schema
+from klarna_pd.errors import ModelError
 from klarna_pd.serving import monitoring
 from klarna_pd.serving.auth import APIKeyAuth
 from klarna_pd.serving.drift import DriftMonitor
-from klarna_pd.serving.errors import ErrorEnvelope, HTTPError
-from klarna_pd.serving.requests import predict_input_spec
+from klarna_pd.serving.errors import ErrorEnvelope, HTTPError, RequestError
+from klarna_pd.serving.requests import merge, predict_input_spec
 from klarna_pd.serving.routes import build_app
+from klarna_pd.serving.schema import applicant_type, result_type
 from klarna_pd.serving.scorer import Scorer
 from klarna_pd.settings import Settings
-from klarna_pd.store import ModelRecord, load_directory, load_stored, record_of_directory, record_of_stored
+from klarna_pd.store.local import load_stored, record_of_stored
+from klarna_pd.store.records import ModelRecord, load_directory, record_of_directory
+from klarna_pd.versions import library_versions
 
 logger = logging.getLogger("klarna_pd.service")
 
@@ -54,9 +55,10 @@ def _record() -> ModelRecord:
 
 
 # The request and response types follow the served model's spec (recorded in its metadata).
-schema = Schema(_record().spec, max_applicants=settings.max_applicants)
-Applicant = schema.applicant
-PDResult = schema.result
+SPEC = _record().spec
+MAX_REASONS = len(SPEC.features)
+Applicant = applicant_type(SPEC, max_reasons=MAX_REASONS)
+PDResult = result_type(SPEC)
 
 
 def _drift_monitor(pd_model) -> DriftMonitor | None:
@@ -149,13 +151,16 @@ class KlarnaPD:
         batchable=settings.adaptive_batching,
         max_batch_size=settings.max_batch_size,
         max_latency_ms=settings.max_latency_ms,
-        input_spec=predict_input_spec(schema, settings.max_body_bytes, IODescriptor, unavailable=_unavailable),
+        input_spec=predict_input_spec(
+            lambda: SPEC, Applicant, IODescriptor, max_body_bytes=settings.max_body_bytes,
+            max_applicants=settings.max_applicants, max_reasons=MAX_REASONS, unavailable=_unavailable,
+        ),
     )
     def predict(self, applicants: list[Applicant]) -> list[PDResult]:
         """Probability of default of each applicant, in order (adaptive batching unless turned off)."""
         if self.scorer is None:  # the input spec answers 503 first; this guards direct calls
             raise HTTPError(RequestError(503, f"no model loaded: {self.load_error}"))
-        return self.scorer.score(applicants)
+        return self.scorer.score(merge(applicants))
 
 
 if settings.api_keys:

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from .. import reference as ref
-from ..metrics import psi_from_shares
+from ..model import reference as ref
+from ..model.reference import psi_from_shares
 
 
 class DriftMonitor:

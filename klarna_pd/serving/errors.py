@@ -1,4 +1,8 @@
-"""One error shape for every endpoint: ``{"status": "error", "message": ..., "errors": [...]}``.
+"""HTTP errors: the one place where klarna_pd's errors become statuses, and one error shape for
+every endpoint: ``{"status": "error", "message": ..., "errors": [{"loc": ..., "msg": ...}]}``.
+
+:func:`http_error` maps the core's error family (:mod:`klarna_pd.errors`, which knows no HTTP) to
+statuses: a record that does not fit is 422, a model that cannot be used 503.
 
 Errors raised while BentoML parses an API request must travel as a ``BentoMLException`` (anything
 else becomes a 500), and BentoML renders those as ``[{"error": message}]``. :class:`ErrorEnvelope`
@@ -15,7 +19,7 @@ from typing import Any
 
 from bentoml.exceptions import BentoMLException
 
-from ..schema import RequestError
+from ..errors import DataError, InputError, KlarnaPDError, ModelError
 
 SCOPE_KEY = "klarna_pd.error"
 
@@ -29,6 +33,41 @@ _REASONS = {
     422: "invalid",
     503: "unavailable",
 }
+
+
+class RequestError(Exception):
+    """A request answered with an error: its HTTP status, a one-line message and the details.
+
+    Args:
+        status: 400 malformed, 401 no valid key, 413 too large, 415 wrong content type, 422
+            well-formed but invalid, 503 unavailable or overloaded.
+        message: what was expected and what arrived.
+        errors: one entry per problem: ``{"loc": "applicants[3].age", "msg": "..."}``; when none
+            is given the message is the one entry.
+        retry_after: seconds for a ``Retry-After`` header (503).
+    """
+
+    def __init__(self, status: int, message: str, errors: list[dict[str, str]] | None = None,
+                 retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.errors = errors if errors else [{"loc": "", "msg": message}]
+        self.retry_after = retry_after
+
+    def payload(self) -> dict[str, Any]:
+        return {"status": "error", "message": self.message, "errors": self.errors}
+
+
+def http_error(exc: KlarnaPDError) -> RequestError:
+    """The HTTP answer to one of the core's errors."""
+    if isinstance(exc, InputError):
+        return RequestError(422, str(exc), [{"loc": p.loc, "msg": p.msg} for p in exc.problems])
+    if isinstance(exc, DataError):
+        return RequestError(422, str(exc))
+    if isinstance(exc, ModelError):
+        return RequestError(503, f"no model to score with: {exc}", retry_after=5)
+    return RequestError(400, str(exc))
 
 
 class HTTPError(BentoMLException):
@@ -58,7 +97,7 @@ def _payload_of(status: int, body: bytes) -> dict[str, Any]:
     message = _message_of(status, data)
     if status == 503:
         message = f"service unavailable: {message}; retry later"
-    return {"status": "error", "message": message}
+    return {"status": "error", "message": message, "errors": [{"loc": "", "msg": message}]}
 
 
 def _message_of(status: int, data: Any) -> str:

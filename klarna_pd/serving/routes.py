@@ -16,7 +16,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from ..schema import RequestError
+from .applicants import parse_legacy
+from .errors import RequestError
 from .scorer import Scorer
 
 
@@ -43,10 +44,10 @@ def build_app(get_scorer: Callable[[], Scorer | None], get_error: Callable[[], s
             return unavailable()
         try:
             body = await read_body(request, max_body_bytes)
-            applicant = scorer.model.schema.validate_one_json(body)
+            applicants = parse_legacy(body, scorer.model.spec)
         except RequestError as exc:
             return JSONResponse(exc.payload(), status_code=exc.status)
-        return JSONResponse({"default_probability": scorer.score_one(applicant), "status": "success"})
+        return JSONResponse({"default_probability": scorer.score_one(applicants), "status": "success"})
 
     async def metadata(request: Request) -> JSONResponse:
         scorer = get_scorer()
