@@ -22,12 +22,14 @@ REASONS_FIELD = "reasons"
 APPLICANTS_FIELD = "applicants"
 
 
-@dataclass(frozen=True)
+@dataclass
 class Applicants:
     """Validated applicants: their typed rows and how many reason codes each asked for."""
 
     batch: Batch
     reasons: list[int]
+    error: str | None = None
+    """Set when scoring this request failed inside a merged batch (the others are unaffected)."""
 
     def __len__(self) -> int:
         return len(self.batch)

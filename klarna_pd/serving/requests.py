@@ -1,76 +1,83 @@
-"""The input side of the batchable ``/predict`` API: our parser in place of BentoML's.
+"""``/predict`` as a BentoML API, for adaptive batching (``KLARNA_PD_ADAPTIVE_BATCHING=true``).
 
-BentoML would validate the body with pydantic and answer 400 with messages that omit the
-offending values. :func:`predict_input_spec` makes an input model whose ``from_http_request``
-runs the service's own checks (:mod:`.applicants`) and hands the API one *slot* per applicant:
-``(Applicants, position)``. Slots are what BentoML's adaptive batcher concatenates and splits, so
-a merged batch is runs of slots from several requests, each already validated; :func:`merge` turns
-them back into one batch for one model call.
+The gateway (:mod:`.gateway`) has already read, checked and parsed the request; it leaves the
+:class:`~.applicants.Applicants` in the request scope and hands the request to this API. The
+input model's ``from_http_request`` picks them up and gives the API one *slot* per applicant,
+``(Applicants, position)``: slots are what BentoML's batcher concatenates and splits, so a merged
+batch is runs of slots from several requests, each already validated. :func:`predict_batch`
+scores a merged batch with one model call; if that call fails, each request is scored on its own
+and only a request that fails alone is marked failed (the gateway answers it with a 500).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import logging
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from pydantic import Field, create_model
-from starlette.requests import Request
 
 from ..data.batch import Batch
-from .applicants import Applicants, parse_predict
-from .errors import RequestError, stash
-from .wire import check_content_type, declared_length
+from .applicants import Applicants
+from .scorer import Scorer
 
+logger = logging.getLogger("klarna_pd.serving")
+
+APPLICANTS_KEY = "klarna_pd.applicants"
 Slot = tuple[Applicants, int]
 
 
-async def read_body(request: Request, max_bytes: int) -> bytes:
-    """The request body, refused (413) past ``max_bytes`` without reading it all; JSON only (415)."""
-    check_content_type(request.scope["headers"])
-    declared_length(request.scope["headers"], max_bytes)
-    chunks: list[bytes] = []
-    total = 0
-    async for chunk in request.stream():
-        total += len(chunk)
-        if total > max_bytes:
-            raise RequestError(413, f"request body is over the limit of {max_bytes:,} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+def _runs(slots: Sequence[Slot]) -> list[tuple[Applicants, list[int]]]:
+    """Consecutive slots of one request, as (its applicants, the positions taken)."""
+    runs: list[tuple[Applicants, list[int]]] = []
+    for owner, i in slots:
+        if runs and runs[-1][0] is owner:
+            runs[-1][1].append(i)
+        else:
+            runs.append((owner, [i]))
+    return runs
+
+
+def _take(owner: Applicants, rows: list[int]) -> Applicants:
+    if len(rows) == len(owner) and rows == list(range(len(owner))):
+        return owner
+    index = np.array(rows)
+    return Applicants(owner.batch.take(index), [owner.reasons[r] for r in rows])
 
 
 def merge(slots: Sequence[Slot]) -> Applicants:
     """One :class:`Applicants` of the slots, in order (runs from one request stay whole)."""
-    first = slots[0][0]
-    if len(slots) == len(first) and all(s[0] is first for s in (slots[0], slots[-1])):
-        return first
-    parts: list[Batch] = []
-    reasons: list[int] = []
-    start = 0
-    for i in range(1, len(slots) + 1):
-        if i == len(slots) or slots[i][0] is not slots[start][0]:
-            owner = slots[start][0]
-            rows = np.array([s[1] for s in slots[start:i]])
-            parts.append(owner.batch.take(rows))
-            reasons.extend(owner.reasons[r] for r in rows.tolist())
-            start = i
-    return Applicants(Batch.concat(parts), reasons)
+    parts = [_take(owner, rows) for owner, rows in _runs(slots)]
+    if len(parts) == 1:
+        return parts[0]
+    return Applicants(Batch.concat([p.batch for p in parts]), [k for p in parts for k in p.reasons])
 
 
-def predict_input_spec(
-    spec_of: Callable[[], Any], applicant_type: type, base: type, *, max_body_bytes: int, max_applicants: int,
-    max_reasons: int, unavailable: Callable[[], str | None] = lambda: None,
-) -> type:
+def predict_batch(scorer: Scorer, slots: Sequence[Slot]) -> list[dict[str, Any]]:
+    """Results for merged slots, in order; a failure is confined to the request that causes it."""
+    try:
+        return scorer.score(merge(slots))
+    except Exception:
+        logger.exception("a merged batch failed; scoring its %d requests one by one", len(_runs(slots)))
+    results: list[dict[str, Any]] = []
+    for owner, rows in _runs(slots):
+        try:
+            results.extend(scorer.score(_take(owner, rows)))
+        except Exception as exc:
+            logger.exception("a request failed inside a merged batch")
+            owner.error = f"{type(exc).__name__}: {exc}"
+            results.extend({"pd": float("nan")} for _ in rows)
+    return results
+
+
+def predict_input_spec(applicant_type: type, base: type, *, max_applicants: int) -> type:
     """The input model of ``predict(self, applicants: list[Applicant])``.
 
     Args:
-        spec_of: returns the served model's dataset spec.
         applicant_type: the documented type of one applicant (OpenAPI only).
         base: BentoML's ``IODescriptor`` class.
-        max_body_bytes: the largest body accepted.
-        max_applicants: the most applicants per request.
-        max_reasons: the most reason codes an applicant may ask for.
-        unavailable: returns why no model can score right now (answered with 503), or None.
+        max_applicants: the most applicants per request (documented).
     """
     fields: dict[str, Any] = {
         "applicants": (
@@ -80,16 +87,10 @@ def predict_input_spec(
     }
     model = create_model("PredictInput", __base__=base, **fields)
 
-    async def from_http_request(cls, request: Request, serde: Any) -> Any:
-        try:
-            reason = unavailable()
-            if reason is not None:
-                raise RequestError(503, reason, retry_after=5)
-            body = await read_body(request, max_body_bytes)
-            applicants = parse_predict(body, spec_of(), max_applicants=max_applicants, max_reasons=max_reasons)
-        except RequestError as exc:
-            raise stash(request.scope, exc) from None
-        # Already validated: construct without a second pass.
+    async def from_http_request(cls, request, serde: Any) -> Any:
+        applicants = request.scope.get(APPLICANTS_KEY)
+        if applicants is None:
+            raise RuntimeError("the predict API takes requests from the gateway only (klarna_pd.serving.gateway)")
         return cls.model_construct(applicants=[(applicants, i) for i in range(len(applicants))])
 
     model.from_http_request = classmethod(from_http_request)

@@ -43,6 +43,10 @@ class Scorer:
                     res[self.id_field] = ident
         return results
 
+    def score_batch(self, batch, *, endpoint: str = "predict") -> np.ndarray:
+        """PDs of typed rows (columnar requests: no reasons, no ids to echo)."""
+        return self._predict(Applicants(batch, []), endpoint)[1]
+
     def score_one(self, applicants: Applicants, *, endpoint: str = "legacy") -> float:
         return float(self._predict(applicants, endpoint)[1][0])
 

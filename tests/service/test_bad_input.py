@@ -21,7 +21,7 @@ CASES = {
     # name: (path, body, headers, status, message fragment)
     "malformed JSON": (PREDICT, b'{"applicants": [', JSON, 400, "malformed JSON: EOF while parsing"),
     "wrong content type": (PREDICT, b'{"applicants": [{}]}', {"content-type": "text/csv"}, 415,
-                           "expected Content-Type application/json, got 'text/csv'"),
+                           "expected Content-Type application/json or application/vnd.apache.arrow.stream, got 'text/csv'"),
     "array where the request object belongs": (PREDICT, b'[{"age": 3}]', JSON, 422, "expected a JSON object {'applicants': [...]}, got [{'age': 3}]"),
     "object where the applicant list belongs": (PREDICT, b'{"applicants": {"age": 3}}', JSON, 422,
                                                 "applicants: expected a list of applicant objects, got {'age': 3}"),
@@ -68,7 +68,7 @@ def test_bad_input_matrix(server, case):
 def test_batch_over_the_limit(server):
     resp = post(server, PREDICT, {"applicants": [{}] * 10_001})
     assert resp.status_code == 422
-    assert "applicants: expected at most 10000 applicants per request, got 10001" in resp.json()["message"]
+    assert "applicants: expected at most 10000 applicants per request" in resp.json()["message"]
 
 
 def test_colons_inside_strings_are_not_mistaken_for_duplicates(server):

@@ -78,13 +78,37 @@ def test_the_window_wraps_and_keeps_only_the_latest_rows():
     monitor = DriftMonitor(reference, ["x"], {}, window=1_000, min_rows=500, refresh_seconds=0.0,
                            gauges=lambda kind, name, value: published.__setitem__((kind, name), value))
     monitor.observe(rng.normal(size=(300, 1)), rng.normal(size=300))
-    assert not published  # fewer than min_rows
+    assert monitor.refresh_if_ready() is None and not published  # fewer than min_rows
     for _ in range(7):  # 2,100 shifted rows through a 1,000-row window, in uneven pieces
         shifted = rng.normal(loc=2.0, size=300)
         monitor.observe(shifted[:, None], shifted)
     assert monitor.filled == 1_000
+    monitor.refresh_if_ready()
     assert published[("feature", "x")] > 1.0 and published[("score", "score")] > 1.0
     for _ in range(4):
         calm = rng.normal(size=250)
         monitor.observe(calm[:, None], calm)
+    monitor.refresh_if_ready()
     assert published[("feature", "x")] < 0.05  # the shifted rows have all left the window
+
+
+@pytest.mark.unit
+def test_the_gauges_are_refreshed_off_the_request_path():
+    """observe() only copies rows; a background thread publishes the PSI soon after."""
+    rng = np.random.default_rng(1)
+    from klarna_pd.model import reference as ref
+
+    train = rng.normal(size=5_000)
+    entry = {"kind": "numeric", "edges": ref._edges(train)}
+    entry["bins"] = len(entry["edges"]) + 2
+    entry["shares"] = list(ref.shares(train, entry))
+    published = {}
+    monitor = DriftMonitor({"score": entry, "features": {"x": entry}}, ["x"], {}, window=500, min_rows=100,
+                           refresh_seconds=0.05, gauges=lambda kind, name, value: published.__setitem__((kind, name), value))
+    rows = rng.normal(size=200)
+    monitor.observe(rows[:, None], rows)
+    assert not published  # nothing computed inside observe()
+    deadline = time.monotonic() + 5
+    while not published and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert ("score", "score") in published and ("feature", "x") in published

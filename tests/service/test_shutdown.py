@@ -26,7 +26,7 @@ APPLICANTS = 40_000  # about half a second of work each, so that all are in flig
 
 def _in_progress(url: str) -> float:
     text = httpx.get(f"{url}/metrics", timeout=5).text
-    m = re.search(r'^bentoml_service_request_in_progress\{endpoint="/predict"[^}]*\} (\S+)$', text, re.M)
+    m = re.search(r'^klarna_pd_requests_in_progress\{route="/predict"\} (\S+)$', text, re.M)
     return float(m.group(1)) if m else 0.0
 
 
