@@ -50,6 +50,8 @@ class Feature(BaseModel):
     monotone: Literal[-1, 0, 1] = 0
     """+1: the PD may only rise with the value; -1: only fall; 0: free."""
     description: str = ""
+    missing_means: str = ""
+    """What a missing value says about the applicant (e.g. "no payment history"), for reason codes."""
     min: float | None = None
     """Smallest valid value (numeric and ordinal only); smaller values are refused, not clipped."""
     max: float | None = None

@@ -107,22 +107,28 @@ class PDModel:
         """The ``top_k`` features pushing each row's PD up most, largest first.
 
         Contributions are in log-odds of the uncalibrated margin; only positive ones are reasons.
+        A reason whose value is missing says so (``missing``) and what that means (``meaning``,
+        from the spec's ``missing_means``): "no payment history" is a reason a lender can give.
         """
         if top_k <= 0 or len(matrix) == 0:
             return [[] for _ in range(len(matrix))]
         contrib = self.contributions(matrix)[:, :-1]
         names = self.encoder.feature_names_
+        meanings = [f.missing_means or "no value was given" for f in self.spec.features]
         out = []
         for i in range(len(matrix)):
             row = contrib[i]
             top = np.argsort(-row, kind="stable")[:top_k]
-            out.append(
-                [
-                    {"feature": names[j], "value": self.encoder.decode(j, matrix[i, j]), "contribution": float(row[j])}
-                    for j in top
-                    if row[j] > 0.0
-                ]
-            )
+            reasons = []
+            for j in top:
+                if row[j] <= 0.0:
+                    continue
+                value = self.encoder.decode(j, matrix[i, j])
+                reason = {"feature": names[j], "value": value, "contribution": float(row[j]), "missing": value is None}
+                if value is None:
+                    reason["meaning"] = meanings[j]
+                reasons.append(reason)
+            out.append(reasons)
         return out
 
     # -- files ------------------------------------------------------------------------------------
