@@ -34,7 +34,7 @@ from ..data.records import read_records
 from ..errors import ModelError, SpecError
 from ..files import atomic_write_text, sha256_file
 from ..spec import DatasetSpec
-from . import calibration
+from . import calibration, single_row
 from .calibration import Calibrator
 from .encoder import Encoder
 
@@ -66,6 +66,7 @@ class PDModel:
     calibrator: Calibrator
     metrics: dict[str, Any] = field(default_factory=dict)
     reference: dict[str, Any] = field(default_factory=dict)
+    _single: Any = field(default=False, init=False, repr=False, compare=False)
 
     # -- scoring --------------------------------------------------------------------------------
 
@@ -87,9 +88,18 @@ class PDModel:
         return self.predict(read_records(records, self.spec))
 
     def margin(self, matrix: np.ndarray, *, num_threads: int = 0) -> np.ndarray:
-        """The booster's raw score (log-odds before calibration) of encoded rows."""
+        """The booster's raw score (log-odds before calibration) of encoded rows.
+
+        One row goes through LightGBM's single-row C API (:mod:`.single_row`): the same tree walk,
+        the same number, without ~15 us of per-call Python around it.
+        """
         if len(matrix) == 0:
             return np.empty(0)
+        if len(matrix) == 1:
+            if self._single is False:
+                self._single = single_row.make(self.booster)
+            if self._single is not None:
+                return np.array([self._single.margin(matrix[0])])
         return self.booster.predict(matrix, raw_score=True, num_threads=num_threads)
 
     def predict_matrix(self, matrix: np.ndarray, *, num_threads: int = 0) -> np.ndarray:

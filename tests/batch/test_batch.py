@@ -147,19 +147,6 @@ def test_cli_reports_a_missing_model_or_input(small_trained, tmp_path):
 # -- Spark -----------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def spark():
-    pytest.importorskip("pyspark", reason="pyspark not installed (requirements-spark.txt)")
-    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
-        pytest.skip("no Java runtime (Spark needs Java 17): install openjdk-17-jre-headless")
-    from klarna_pd.batch.spark import session
-
-    s = session("local[2]")
-    s.sparkContext.setLogLevel("ERROR")
-    yield s
-    s.stop()
-
-
 def test_spark_gives_the_same_pds_to_the_last_digit(spark, small_trained, small_model, synthetic_small, klarna_spec, tmp_path):
     import bentoml
 
