@@ -1,6 +1,6 @@
 """Train the PD model: cross-validate, calibrate, score the unlabelled rows, store the model.
 
-    python train.py [--data PATH] [--spec SPEC.yaml] [--out DIR] [--folds 10] [--seed 0]
+    python train.py [--data PATH] [--spec SPEC.yaml] [--out DIR] [--folds 10] [--seed 0] [--signing-key PEM]
 
 Without --data it uses data/dataset.csv, or else the synthetic stand-in (and says so loudly).
 """
@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from klarna_pd.errors import DataError, SpecError
+from klarna_pd.errors import DataError, ModelError, SpecError
 from klarna_pd.spec import resolve_spec
 from klarna_pd.training import TrainConfig
 from klarna_pd.training.pipeline import resolve_data, run
@@ -40,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=_int_at_least(0), default=0, help="random seed (default: 0)")
     parser.add_argument("--model-name", default="klarna-pd", help="name in the BentoML model store (default: klarna-pd)")
     parser.add_argument("--no-store", action="store_true", help="do not save the model into the BentoML model store")
+    parser.add_argument("--signing-key", type=Path, default=None,
+                        help="private key (PEM) to sign the stored model with (default: KLARNA_PD_SIGNING_KEY, "
+                             "else this machine's development key under $BENTOML_HOME/klarna-pd-keys)")
     parser.add_argument("--no-monotone", action="store_true", help="ignore the spec's monotone constraints")
     return parser
 
@@ -57,8 +60,9 @@ def main(argv: list[str] | None = None) -> int:
             synthetic=synthetic,
             store=not args.no_store,
             model_name=args.model_name,
+            signing_key=args.signing_key,
         )
-    except (DataError, SpecError, FileNotFoundError, ValueError) as exc:
+    except (DataError, SpecError, ModelError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     m = summary.metrics

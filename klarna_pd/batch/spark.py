@@ -1,9 +1,10 @@
 """Batch scoring on Spark with ``mapInPandas``: the same checks and the same ``PDModel.predict``.
 
 The model's directory is shipped to the executors once (``SparkContext.addFile``); each Python
-worker loads it on first use, checking every file's sha256, and keeps it. Rows arrive as text, as
-in the file, and go through :func:`klarna_pd.data.arrow.read_table` exactly as on one machine, so a
-row gets the same PD, to the last digit, on either engine; rows that fail come back with the reason.
+worker loads it on first use, checking its signature with the driver's key and every file's sha256,
+and keeps it. Rows arrive as text, as in the file, and go through
+:func:`klarna_pd.data.arrow.read_table` exactly as on one machine, so a row gets the same PD, to the
+last digit, on either engine; rows that fail come back with the reason.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from ..errors import DataError
 from ..model import PDModel
 from ..spec import DatasetSpec
 from ..store.records import load_directory
+from ..store.signing import Trust
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -52,10 +54,11 @@ def session(master: str | None = None, app: str = "klarna-pd-batch") -> SparkSes
     )
 
 
-def _executor_model(path: str) -> PDModel:
+def _executor_model(path: str, trust_wire) -> PDModel:
     with _lock:
         if path not in _models:
-            _models[path] = load_directory(path)
+            # The driver's trust travels with the task: an executor's environment may lack the key.
+            _models[path] = load_directory(path, trust=Trust.from_wire(trust_wire))
         return _models[path]
 
 
@@ -95,6 +98,7 @@ def score_dataframe(df: DataFrame, model_dir: str | Path, spec: DatasetSpec) -> 
         ``reason`` (and a null ``pd``) for rows that failed validation.
     """
     spark = df.sparkSession
+    trust_wire = Trust.from_env().to_wire()
     model_dir = Path(model_dir).resolve()
     spark.sparkContext.addFile(str(model_dir), recursive=True)
     name = model_dir.name
@@ -104,7 +108,7 @@ def score_dataframe(df: DataFrame, model_dir: str | Path, spec: DatasetSpec) -> 
     def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         from pyspark import SparkFiles
 
-        model = _executor_model(SparkFiles.get(name))
+        model = _executor_model(SparkFiles.get(name), trust_wire)
         for pdf in batches:
             corrupt = pdf.pop(CORRUPT) if CORRUPT in pdf.columns else pd.Series([None] * len(pdf))
             malformed = corrupt.notna().to_numpy()

@@ -15,7 +15,8 @@ A saved model is a directory of plain files, no pickles:
 ============================  ==================================================================
 
 :meth:`PDModel.load` checks every file against the sha256 recorded at save time and refuses the
-model (``ModelError``) if one is missing or differs.
+model (``ModelError``) if one is missing or differs; the booster's text is checked before LightGBM
+parses it (:mod:`.booster`), so a damaged one is a ``ModelError`` too, never a crash.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from ..errors import ModelError, SpecError
 from ..files import atomic_write_text, sha256_file
 from ..spec import DatasetSpec
 from . import calibration, single_row
+from .booster import load_booster
 from .calibration import Calibrator
 from .encoder import Encoder
 
@@ -194,10 +196,10 @@ class PDModel:
             spec = DatasetSpec.from_json((directory / SPEC_FILE).read_text("utf-8"))
             encoder = Encoder.from_dict(json.loads((directory / ENCODER_FILE).read_text("utf-8")), spec)
             calibrator = calibration.from_dict(json.loads((directory / CALIBRATOR_FILE).read_text("utf-8")))
-            booster = lgb.Booster(model_str=(directory / BOOSTER_FILE).read_text("utf-8"))
+            booster = load_booster((directory / BOOSTER_FILE).read_bytes(), where=str(directory / BOOSTER_FILE))
             metrics = json.loads((directory / METRICS_FILE).read_text("utf-8"))
             reference = json.loads((directory / REFERENCE_FILE).read_text("utf-8"))
-        except (ValueError, KeyError, TypeError, SpecError, lgb.basic.LightGBMError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, SpecError, lgb.basic.LightGBMError) as exc:
             raise ModelError(f"model at {directory} is malformed: {exc}") from None
         if booster.num_feature() != encoder.n_features:
             raise ModelError(

@@ -94,6 +94,7 @@ def run(
     synthetic: bool = False,
     store: bool = True,
     model_name: str = "klarna-pd",
+    signing_key: Path | None = None,
     log: Callable[[str], None] = print,
 ) -> RunSummary:
     """Train on ``data`` and write the outputs into ``out``.
@@ -106,13 +107,20 @@ def run(
         synthetic: ``data`` is the synthetic stand-in (said in the report).
         store: put the model into the BentoML model store.
         model_name: the model's name in the store.
+        signing_key: private key (PEM) the stored model is signed with; None:
+            ``KLARNA_PD_SIGNING_KEY``, else this machine's development key.
         log: where progress lines go.
 
     Raises:
         DataError: the data file does not fit the spec (nothing is written).
+        ModelError: the signing key cannot be used (nothing is written).
         ValueError: too few labelled rows for the folds asked for.
     """
     started = time.perf_counter()
+    if store:
+        from ..store.signing import resolve_signer
+
+        resolve_signer(signing_key, log=log)  # a key that cannot sign fails now, not after training
     dataset = read_dataset(data, spec)
     read_seconds = time.perf_counter() - started
     n_lab = int(dataset.is_labelled.sum())
@@ -136,7 +144,8 @@ def run(
         from ..store.local import save_model
 
         t0 = time.perf_counter()
-        tag = save_model(result.model, name=model_name, labels={"spec": spec.name, "synthetic": str(synthetic).lower()})
+        tag = save_model(result.model, name=model_name, labels={"spec": spec.name, "synthetic": str(synthetic).lower()},
+                         signing_key=signing_key, log=log)
         metrics = result.model.metrics
         metrics["seconds"]["store"] = round(time.perf_counter() - t0, 3)
         log(f"saved model {tag} to the BentoML model store")

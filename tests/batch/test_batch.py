@@ -18,6 +18,7 @@ from klarna_pd.data.batch import Batch
 from klarna_pd.data.files import read_dataset
 from klarna_pd.errors import DataError
 
+from ..helpers.models import certain_default_booster, signed_copy
 from ..helpers.paths import ROOT
 
 pytestmark = [pytest.mark.batch]
@@ -144,6 +145,17 @@ def test_cli_reports_a_missing_model_or_input(small_trained, tmp_path):
     assert not (tmp_path / "o.csv").exists()
 
 
+def test_cli_refuses_a_model_that_fails_its_signature(small_trained, bentoml_home, synthetic_small, tmp_path):
+    """A booster rewritten (PD near 1 for everyone) with its recorded digests recomputed."""
+    tag, path = signed_copy(small_trained.model_tag, bentoml_home, "klarna-pd-batch-rewritten")
+    certain_default_booster(path)
+    for model in (tag, str(path)):
+        proc = subprocess.run([sys.executable, "-m", "klarna_pd.batch", "--model", model, "--input", str(synthetic_small),
+                               "--output", str(tmp_path / "o.csv")], cwd=ROOT, capture_output=True, text=True)
+        assert proc.returncode == 1 and "does not match its recorded sha256 in the signed manifest" in proc.stderr
+        assert not (tmp_path / "o.csv").exists()
+
+
 # -- Spark -----------------------------------------------------------------------------------
 
 
@@ -161,6 +173,17 @@ def test_spark_gives_the_same_pds_to_the_last_digit(spark, small_trained, small_
     assert (tmp_path / "spark.csv").read_bytes() == (tmp_path / "local.csv").read_bytes()
     rejects = pd.read_csv(remote.rejects, sep=";")
     assert set(rejects["column"]) == {"age", "<row>"}
+
+
+def test_spark_executors_refuse_a_model_that_fails_its_signature(spark, small_trained, bentoml_home, synthetic_small, klarna_spec):
+    """Each executor checks the model it was shipped, with the driver's key."""
+    from klarna_pd.batch.spark import read_text, score_dataframe
+
+    _, path = signed_copy(small_trained.model_tag, bentoml_home, "klarna-pd-spark-rewritten")
+    certain_default_booster(path)
+    df = read_text(spark, str(synthetic_small), klarna_spec)
+    with pytest.raises(Exception, match="does not match its recorded sha256 in the signed manifest"):
+        score_dataframe(df, path, klarna_spec).collect()
 
 
 def test_spark_dataframe_function(spark, small_trained, small_model, expected, synthetic_small, klarna_spec):

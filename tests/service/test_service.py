@@ -12,6 +12,7 @@ from klarna_pd.client import PDClient, PDClientError
 from klarna_pd.data.batch import Batch
 from klarna_pd.data.files import read_dataset
 
+from ..helpers.models import certain_default_booster, edit_record, signed_copy
 from ..helpers.records import records_of
 from ..helpers.servers import start_server, stop_server, wait_ready
 
@@ -239,5 +240,31 @@ def test_a_model_missing_a_file_is_never_served(gutted_tag):
         assert post(url, "/estimate-default-probability", {}).status_code == 503
         log = open(proc.log_path).read()
         assert "model refused, not serving:" in log and "encoder.json" in log
+    finally:
+        stop_server(proc)
+
+
+@pytest.mark.parametrize(
+    "damage, needle",
+    [
+        # Every applicant's PD near 1, with the digests in model.yaml recomputed to match.
+        (certain_default_booster, "booster.txt does not match its recorded sha256 in the signed manifest"),
+        # A changed kind in model.yaml's spec: the request types of /predict (it gave 500s).
+        (lambda path: edit_record(path, lambda info: info["metadata"]["spec"]["features"][5].update(kind="numeric")),
+         "model.yaml's spec differs from the signed one"),
+        (lambda path: (path / "signature.json").unlink(), "is not signed"),
+    ],
+    ids=["rewritten-booster", "changed-kind", "unsigned"],
+)
+def test_a_model_that_fails_its_signature_is_never_served(small_trained, bentoml_home, damage, needle):
+    tag, path = signed_copy(small_trained.model_tag, bentoml_home, "klarna-pd-resigned")
+    damage(path)
+    proc, url = start_server("service:KlarnaPD", env={"KLARNA_PD_MODEL_TAG": tag})
+    try:
+        assert httpx.get(f"{url}/readyz").status_code == 503
+        resp = post(url, "/predict", {"applicants": [{}]})
+        assert resp.status_code == 503 and needle in resp.json()["message"]
+        assert post(url, "/estimate-default-probability", {}).status_code == 503
+        assert "model refused, not serving:" in open(proc.log_path).read()
     finally:
         stop_server(proc)
