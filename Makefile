@@ -26,7 +26,7 @@ train: $(STAMP)
 	$(BIN)/python train.py
 
 serve: $(STAMP)
-	$(BIN)/bentoml serve service:KlarnaPD
+	BENTOML_CONFIG=bentoml_config.yaml $(BIN)/bentoml serve service:KlarnaPD
 
 run: train serve
 
@@ -37,6 +37,7 @@ test: $(STAMP) $(CHECKOV_STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/train.py
 	$(BIN)/python benchmarks/serve.py
+	$(BIN)/python benchmarks/hostile.py
 	$(BIN)/python benchmarks/batch.py
 	$(BIN)/python benchmarks/soak.py
 
