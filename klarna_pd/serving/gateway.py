@@ -176,6 +176,8 @@ class Gateway:
         reason = monitoring.REASONS.get(exc.status, str(exc.status))
         monitoring.count_rejected("overloaded" if exc.status == 503 and exc.message.startswith("overloaded")
                                   else reason, exc.status)
+        if path in OPEN_PATHS:
+            return  # a probe answered "not ready" every few seconds while a model loads is not news
         # A client's mistake is not the server's: one line, no traceback.
         self.log_refusal(f"{exc.status} {method} {path}: {exc.message[:300]}")
 
