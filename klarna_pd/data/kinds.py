@@ -34,6 +34,7 @@ texts become codes in :class:`klarna_pd.model.encoder.Encoder`.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -77,6 +78,18 @@ def shown(value: Any) -> str:
     else:
         text = repr(value)
     return text if len(text) <= _SHOWN else text[: _SHOWN - 4] + "...'"
+
+
+def shown_json(value: Any) -> str:
+    """A value that arrived as JSON, quoted in JSON (``"abc"``, ``true``, ``[{"age": 34}]``), cut short."""
+    if isinstance(value, float) and not math.isfinite(value):
+        text = repr(value)  # 1e309 arrives as inf: JSON has no spelling for it
+    else:
+        try:
+            text = json.dumps(value, ensure_ascii=False)
+        except (TypeError, ValueError):
+            text = repr(value)
+    return text if len(text) <= _SHOWN else text[: _SHOWN - 3] + "..."
 
 
 def _number(x: float) -> str:

@@ -94,7 +94,7 @@ def read_records(
     problems: list[Problem] = []
     for i, rec in enumerate(records):
         if type(rec) is not dict:
-            problems.append(Problem(_loc(prefix, i), f"expected a JSON object, got {kinds.shown(rec)}"))
+            problems.append(Problem(_loc(prefix, i), f"expected a JSON object, got {kinds.shown_json(rec)}"))
         elif not rec.keys() <= plan.allowed:
             for name in sorted(rec.keys() - plan.allowed):
                 problems.append(Problem(_loc(prefix, i, name), f"unknown field {name!r}; expected the model's "
@@ -126,7 +126,7 @@ def _values(records: Sequence[dict], features: tuple[Feature, ...], ok: frozense
         if type(v) not in ok:
             f = features[k % width]
             problems.append(Problem(_loc(prefix, k // width, f.name),
-                                    f"expected {kinds.expected(f, spec, source='json')}, got {kinds.shown(v)}"))
+                                    f"expected {kinds.expected(f, spec, source='json')}, got {kinds.shown_json(v)}"))
             values[k] = None  # NaN in the block, so that the value checks still run on the rest
     return values
 
@@ -144,7 +144,7 @@ def _number_block(numbers: list[Any], booleans: list[Any], n: int, plan: _Plan, 
             value = numbers[i * nn + p] if p < nn else booleans[i * nb + p - nn]
             f = rules.features[j]
             problems.append(Problem(_loc(prefix, int(i), f.name),
-                                    f"expected {kinds.expected(f, spec, source='json')}, got {kinds.shown(value)}"))
+                                    f"expected {kinds.expected(f, spec, source='json')}, got {kinds.shown_json(value)}"))
     return block
 
 
@@ -170,7 +170,7 @@ def _texts(records: Sequence[dict], f: Feature, missing: frozenset[str], spec: D
                 values[i] = v = str(v)
             elif type(v) is not str:
                 problems.append(Problem(_loc(prefix, i, f.name),
-                                        f"expected {kinds.expected(f, spec, source='json')}, got {kinds.shown(v)}"))
+                                        f"expected {kinds.expected(f, spec, source='json')}, got {kinds.shown_json(v)}"))
                 continue
             if v in missing:
                 values[i] = None
@@ -190,7 +190,7 @@ def _ids(records: Sequence[dict], spec: DatasetSpec, prefix: str, problems: list
                 values[i] = str(v)
             elif v is not None and (type(v) is not str or len(v) > kinds.MAX_TEXT):
                 problems.append(Problem(_loc(prefix, i, spec.id),
-                                        f"expected {kinds.id_expected(source='json')}, got {kinds.shown(v)}"))
+                                        f"expected {kinds.id_expected(source='json')}, got {kinds.shown_json(v)}"))
     out = np.empty(len(values), dtype=object)
     out[:] = values
     return out

@@ -29,7 +29,6 @@ from hypothesis import strategies as st
 
 from klarna_pd.data.arrow import read_table
 from klarna_pd.data.files import iter_chunks
-from klarna_pd.data.records import read_records
 from klarna_pd.errors import InputError
 
 from ..helpers.paths import ROOT

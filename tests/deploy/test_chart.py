@@ -1,6 +1,5 @@
 """The Helm chart, linted and rendered by the real Helm library (helm-python-sdk), then checked."""
 
-from pathlib import Path
 
 import helm_python as helm
 import pytest

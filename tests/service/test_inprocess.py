@@ -39,7 +39,7 @@ def client(small_trained):
 def _gateway(model, *, keys: bool = False, **limits) -> Gateway:
     async def downstream(scope, receive, send):  # BentoML's app: only its lifespan is reached here
         if scope["type"] == "lifespan":
-            while (message := await receive())["type"] != "lifespan.shutdown":
+            while (await receive())["type"] != "lifespan.shutdown":
                 await send({"type": "lifespan.startup.complete"})
             await send({"type": "lifespan.shutdown.complete"})
             return

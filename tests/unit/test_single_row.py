@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 
-from klarna_pd.data.batch import Batch
 from klarna_pd.model import single_row
 
 pytestmark = pytest.mark.unit
