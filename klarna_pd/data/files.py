@@ -1,9 +1,12 @@
 """Read CSV (plain or compressed) and Parquet files into typed batches that agree with a spec.
 
-The file is cut into blocks, each block parsed by pyarrow and typed by :func:`.arrow.read_table`
-(the same conversion as Arrow request bodies and Spark). In a strict read a bad file gets one
-:class:`DataError` naming the file, the line, the column and the value; nothing downstream runs on
-half-checked data. A lenient read (batch scoring) keeps the good rows and explains the others.
+The file is cut into blocks of whole lines (:mod:`.lines`: line ends, quotes, the line limit),
+each block parsed by pyarrow and typed by :func:`.arrow.read_table` (the same conversion as Arrow
+request bodies and Spark). In a strict read a bad file gets one :class:`DataError` naming the file,
+the line, the column and the value; nothing downstream runs on half-checked data. A lenient read
+(batch scoring) keeps the good rows and explains the others, and every row of the file is one or
+the other: the rows of each block are counted from its bytes and checked against what the parser
+returned.
 
 Line numbers count the header as line 1, so "line 5" is what an editor shows.
 """
@@ -29,6 +32,21 @@ from ..spec import DatasetSpec
 from . import kinds
 from .arrow import read_table
 from .batch import Batch, RowProblem
+from .lines import (
+    MAX_LINE_BYTES,
+    Block,
+    Lines,
+    LongLine,
+    cut,
+    lone_cr_reason,
+    long_line_reason,
+    not_utf8,
+    open_quote,
+    open_quote_reason,
+    open_quote_rows,
+    quote_counts,
+    scan,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -55,6 +73,16 @@ class Chunk:
     @property
     def frame(self) -> pd.DataFrame:
         return self.batch.to_frame()
+
+
+@dataclass
+class Tally:
+    """What a reader found in a file, counted without the CSV parser: non-blank lines after the
+    header (CSV) or the row count in the file's metadata (Parquet)."""
+
+    rows_in: int = 0
+    complete: bool = False
+    """Whether the whole file was read."""
 
 
 @dataclass(frozen=True)
@@ -126,11 +154,7 @@ def _csv_header(path: Path, spec: DatasetSpec) -> list[str]:
     except UnicodeDecodeError as exc:
         # A cut multi-byte character at the end of the sample is not an error.
         if exc.start < len(head) - 4:
-            raise DataError(
-                f"not UTF-8 text (byte {exc.start}); is it a binary or compressed file "
-                "without a matching extension?",
-                path=path,
-            ) from None
+            raise not_utf8(head, 0, 1, path) from None
         text = head[: exc.start].decode("utf-8")
     first = text.splitlines()[0] if text.splitlines() else ""
     header = next(csv.reader(io.StringIO(first), delimiter=spec.separator), [])
@@ -217,18 +241,15 @@ class _InvalidRows:
     comes first in the file, a bad field count or a bad value.
     """
 
-    def __init__(self, first_line: int) -> None:
-        self.first_line = first_line
-        self.rows: list[RowProblem] = []
+    def __init__(self) -> None:
+        self.rows: list[tuple[int, str]] = []
+        """(record position in the block, reason)."""
 
     def __call__(self, row) -> str:
-        self.rows.append(
-            RowProblem(
-                self.first_line + int(row.number or 1) - 1,
-                "<row>",
-                f"expected {row.expected_columns} fields, got {row.actual_columns}: {kinds.shown(row.text)}",
-            )
-        )
+        reason = f"expected {row.expected_columns} fields, got {row.actual_columns}: {kinds.shown(row.text)}"
+        if row.text.count('"') % 2:
+            reason += ' (the line has an odd number of quotes: a stray "?)'
+        self.rows.append((int(row.number) - 1, reason))
         return "skip"
 
 
@@ -242,13 +263,6 @@ def _raise_first(problems: list[RowProblem], path: Path) -> None:
     )
 
 
-def _arrow_error(exc: Exception, path: Path) -> DataError:
-    text = str(exc)
-    if "invalid UTF8" in text or "UTF8" in text:
-        return DataError("not UTF-8 text; expected a UTF-8 CSV file", path=path)
-    return DataError(f"cannot parse file: {text.splitlines()[0]}", path=path)
-
-
 def iter_chunks(
     path: str | Path,
     spec: DatasetSpec,
@@ -257,6 +271,8 @@ def iter_chunks(
     strict: bool = True,
     require_target: bool = False,
     fast: bool = True,
+    max_line: int = MAX_LINE_BYTES,
+    tally: Tally | None = None,
 ) -> Iterator[Chunk]:
     """Stream a CSV or Parquet file as typed chunks, never holding the whole file.
 
@@ -270,120 +286,176 @@ def iter_chunks(
         require_target: whether the file must have the target column.
         fast: parse numbers and booleans directly (falls back to text for batches with bad
             values; the result is the same either way).
+        max_line: longest CSV line in bytes; a longer one is a bad row (:mod:`.lines`).
+        tally: counts the file's rows as they are read, independently of the parser.
 
     Yields:
-        Chunks in file order.
+        Chunks in file order; each row of the file is in one chunk's batch or problems.
+
+    Raises:
+        DataError: the file cannot be read, its header does not fit the spec, it is not UTF-8
+            (naming the line and byte), or (``strict``) a row is bad.
     """
     path = Path(path)
+    tally = tally if tally is not None else Tally()
     if is_parquet(path):
-        yield from _iter_parquet(path, spec, strict=strict, require_target=require_target)
+        yield from _iter_parquet(path, spec, strict=strict, require_target=require_target, tally=tally)
+        tally.complete = True
         return
     header = _csv_header(path, spec)
     present = check_columns(header, spec, path, require_target=require_target)
-    next_line = 2
-    for block in _csv_blocks(path, chunk_bytes):
-        lines_in_block = block.count(b"\n") + (not block.endswith(b"\n"))
-        # Fast path: numbers and booleans parsed by pyarrow into their types. A block with a
-        # value that does not fit is parsed again as text, so that every message can quote the
-        # value exactly as the file has it; the result is the same either way.
-        result = _parse_block(block, header, present, spec, path, next_line, require_target, typed=True) if fast else None
-        if result is None:
-            result = _parse_block(block, header, present, spec, path, next_line, require_target, typed=False)
-        batch, lines, problems = result
+    for piece in _csv_pieces(path, chunk_bytes, max_line):
+        if isinstance(piece, LongLine):
+            tally.rows_in += 1
+            problems = [RowProblem(piece.line, "<row>", long_line_reason(piece.size, max_line))]
+            batch, lines, first = Batch.empty(spec), np.empty(0, dtype=np.int64), piece.line
+        else:
+            rows = scan(piece.data, piece.first_line)
+            tally.rows_in += len(rows)
+            batch, lines, problems = _read_block(piece, rows, header, present, spec, path, require_target,
+                                                 fast=fast, max_line=max_line)
+            if len(batch) + len(problems) != len(rows):
+                raise DataError(
+                    f"{len(rows):,} rows from line {piece.first_line:,} on came back as {len(batch):,} read and "
+                    f"{len(problems):,} rejected; refusing to go on with rows unaccounted for",
+                    path=path,
+                )
+            first = piece.first_line
         if strict and problems:
             _raise_first(problems, path)
-        yield Chunk(batch=batch, first_line=next_line, lines=lines, problems=problems)
-        next_line += lines_in_block
+        yield Chunk(batch=batch, first_line=first, lines=lines, problems=problems)
+    tally.complete = True
 
 
-def _csv_blocks(path: Path, chunk_bytes: int) -> Iterator[bytes]:
-    """The file after its header line, in blocks of about ``chunk_bytes`` that end at a line end.
-
-    Blocks are cut here rather than by pyarrow's streaming reader because that reader reads ahead
-    without bound when the consumer is slower than the disk (a 1 GB file was read into memory
-    while the first chunks were being scored); this keeps memory at a few blocks whatever the
-    file size.
-    """
+def _csv_pieces(path: Path, chunk_bytes: int, max_line: int) -> Iterator[Block | LongLine]:
     try:
         stream = pa.input_stream(str(path), compression="detect")
     except (OSError, pa.ArrowException) as exc:
         raise DataError(f"cannot read file: {exc}", path=path) from None
+
+    def read(n: int) -> bytes:
+        try:
+            return stream.read(n)
+        except (OSError, pa.ArrowException) as exc:
+            raise DataError(f"cannot read file: {exc}", path=path) from None
+
     with stream:
-        carry = b""
-        header_done = False
-        while True:
-            try:
-                data = stream.read(chunk_bytes)
-            except (OSError, pa.ArrowException) as exc:
-                raise DataError(f"cannot read file: {exc}", path=path) from None
-            if not data:
-                break
-            block = carry + data if carry else data
-            if not header_done:
-                end = block.find(b"\n")
-                if end < 0:
-                    carry = block
-                    continue
-                block, header_done = block[end + 1 :], True
-            cut = block.rfind(b"\n")
-            if cut < 0:
-                carry = block
-                continue
-            carry = block[cut + 1 :]
-            yield block[: cut + 1]
-        if header_done and carry:
-            yield carry
+        yield from cut(read, chunk_bytes, max_line=max_line, path=path)
 
 
-def _parse_block(
-    block: bytes,
+def _read_block(
+    block: Block,
+    rows: Lines,
     header: list[str],
     present: list[str],
     spec: DatasetSpec,
     path: Path,
-    first_line: int,
+    require_target: bool,
+    *,
+    fast: bool,
+    max_line: int,
+) -> tuple[Batch, np.ndarray, list[RowProblem]]:
+    """The rows of one block: typed, or explained. Every row is one or the other.
+
+    Rows over the line limit or with a carriage return inside are set aside first. pyarrow then
+    parses the rest; if it returns other than one record per row, some quoted field ran past its
+    line end, and the rows whose quote does not close (:func:`.lines.open_quote_rows`) are set
+    aside and the rest parsed again. The last row is always checked, since a quote left open at the
+    end of a block is closed by the end of the data without changing the count.
+    """
+    data = block.data
+    refused: dict[int, str] = {}
+    for i in np.flatnonzero((rows.ends - rows.starts) > max_line):
+        refused[int(i)] = long_line_reason(int(rows.ends[i] - rows.starts[i]), max_line)
+    for i in rows.lone_cr:
+        refused.setdefault(int(i), lone_cr_reason())
+    counts = None
+    for attempt in ("as is", "odd quotes", "every quote"):
+        keep = np.ones(len(rows), dtype=bool)
+        keep[list(refused)] = False
+        text = data if not refused else _join(data, rows, keep)
+        kept_lines = rows.numbers[keep]
+        result = None
+        try:
+            if fast:
+                result = _parse_block(text, kept_lines, header, present, spec, path, require_target, typed=True)
+            if result is None:
+                result = _parse_block(text, kept_lines, header, present, spec, path, require_target, typed=False)
+        except _NotUTF8:
+            raise (not_utf8(data, block.offset, block.first_line, path)
+                   or DataError("not UTF-8 text; expected a UTF-8 CSV file", path=path)) from None
+        batch, lines, problems, records = result
+        last = int(np.flatnonzero(keep)[-1]) if keep.any() else None
+        closed = last is None or not open_quote(data[rows.starts[last]:rows.ends[last]], spec.separator)
+        if records == len(kept_lines) and closed:
+            problems = problems + [RowProblem(int(rows.numbers[i]), "<row>", why) for i, why in refused.items()]
+            return batch, lines, sorted(problems, key=lambda p: p.line)
+        if counts is None:
+            counts = quote_counts(data, rows)
+        among = np.flatnonzero(keep & ((counts % 2 == 1) if attempt == "as is" else (counts > 0)))
+        for i in open_quote_rows(data, rows, spec.separator, among):
+            refused[int(i)] = open_quote_reason()
+    raise DataError(
+        f"pyarrow read {records:,} records from the {len(kept_lines):,} rows from line {block.first_line:,} on, "
+        "even with every unclosed quote set aside; cannot tell the rows apart",
+        path=path,
+    )
+
+
+def _join(data: bytes, rows: Lines, keep: np.ndarray) -> bytes:
+    """The kept rows of a block, one per line."""
+    return b"".join(data[s:e] + b"\n" for s, e in zip(rows.starts[keep].tolist(), rows.ends[keep].tolist()))
+
+
+class _NotUTF8(Exception):
+    pass
+
+
+def _parse_block(
+    text: bytes,
+    row_lines: np.ndarray,
+    header: list[str],
+    present: list[str],
+    spec: DatasetSpec,
+    path: Path,
     require_target: bool,
     *,
     typed: bool,
-) -> tuple[Batch, np.ndarray, list[RowProblem]] | None:
-    """One block of CSV lines as a checked batch; None when ``typed`` and a value does not fit."""
-    invalid = _InvalidRows(first_line)
-    read, parse, convert = _csv_options(spec, present, len(block) + 1, invalid, typed=typed, names=header)
+) -> tuple[Batch, np.ndarray, list[RowProblem], int] | None:
+    """CSV lines as a checked batch, the line of each row, the problems and the number of records
+    pyarrow found; None when ``typed`` and a value does not fit.
+
+    Args:
+        text: lines of CSV.
+        row_lines: the line number of each non-blank line of ``text``.
+    """
+    invalid = _InvalidRows()
+    read, parse, convert = _csv_options(spec, present, len(text) + 1, invalid, typed=typed, names=header)
     try:
-        table = pa_csv.read_csv(pa.BufferReader(block), read_options=read, parse_options=parse, convert_options=convert)
+        table = pa_csv.read_csv(pa.BufferReader(text), read_options=read, parse_options=parse, convert_options=convert)
     except pa.ArrowInvalid as exc:
         if typed and "conversion error" in str(exc):
             return None
-        if invalid.rows:
-            _raise_first(invalid.rows, path)
-        raise _arrow_error(exc, path) from None
+        if "UTF8" in str(exc):
+            raise _NotUTF8 from None
+        raise DataError(f"cannot parse file: {str(exc).splitlines()[0]}", path=path) from None
     except (OSError, pa.ArrowException) as exc:
         raise DataError(f"cannot read file: {exc}", path=path) from None
-    skipped = invalid.rows
-    batch, lines, problems = read_table(table, spec, first_line=first_line, require_target=require_target)
+    records = table.num_rows + len(invalid.rows)
+    if records != len(row_lines):
+        return Batch.empty(spec), np.empty(0, dtype=np.int64), [], records
+    batch, positions, problems = read_table(table, spec, first_line=0, require_target=require_target)
     if typed and problems:
         return None
-    if skipped:
-        # Lines of rows pyarrow skipped are not in the table: map row positions around them.
-        all_lines = _lines_without(first_line, table.num_rows, [r.line for r in skipped])
-        lines = all_lines[lines - first_line]
-        problems = [RowProblem(int(all_lines[p.line - first_line]), p.column, p.reason, p.id) for p in problems]
-    return batch, lines, sorted(problems + skipped, key=lambda p: p.line)
+    # Record positions of the table's rows: pyarrow leaves the invalid ones out.
+    skipped = np.asarray([i for i, _ in invalid.rows], dtype=np.int64)
+    table_lines = np.delete(row_lines, skipped) if len(skipped) else row_lines
+    problems = [RowProblem(int(table_lines[p.line]), p.column, p.reason, p.id) for p in problems]
+    problems += [RowProblem(int(row_lines[i]), "<row>", why) for i, why in invalid.rows]
+    return batch, table_lines[positions], sorted(problems, key=lambda p: p.line), records
 
 
-def _lines_without(start: int, count: int, skipped: list[int]) -> np.ndarray:
-    """The ``count`` line numbers from ``start`` upwards that are not in ``skipped``."""
-    out = []
-    line = start
-    skip = set(skipped)
-    while len(out) < count:
-        if line not in skip:
-            out.append(line)
-        line += 1
-    return np.asarray(out, dtype=np.int64)
-
-
-def _iter_parquet(path: Path, spec: DatasetSpec, *, strict: bool, require_target: bool) -> Iterator[Chunk]:
+def _iter_parquet(path: Path, spec: DatasetSpec, *, strict: bool, require_target: bool, tally: Tally) -> Iterator[Chunk]:
     _check_path(path)
     try:
         pfile = pq.ParquetFile(str(path))
@@ -393,6 +465,7 @@ def _iter_parquet(path: Path, spec: DatasetSpec, *, strict: bool, require_target
         raise DataError(f"not a readable Parquet file: {exc}", path=path) from None
     header = pfile.schema_arrow.names
     present = check_columns(header, spec, path, require_target=require_target)
+    tally.rows_in += pfile.metadata.num_rows
     # Parquet has no lines: "line" is the row number counted like a CSV with a header.
     next_line = 2
     for batch in pfile.iter_batches(columns=present):
