@@ -96,25 +96,23 @@ def duplicate_reason(ident: str, first_line: int) -> str:
     return f"duplicate id {kinds.shown(ident)}, {where}; each id is scored once"
 
 
-def screen(batch: Batch, lines: np.ndarray, ledger: IdLedger | None, id_name: str) -> tuple[Batch, np.ndarray, list[RowProblem]]:
-    """Take out of a batch the rows whose id is refused or already scored, and record the rest.
+def screen_ids(ids: np.ndarray, lines: np.ndarray, ledger: IdLedger | None, id_name: str) -> tuple[np.ndarray, list[RowProblem]]:
+    """Which rows keep their id: not refused, not already scored. Records the kept ones in ``ledger``.
 
     Args:
-        batch: rows that passed the value checks, in file order.
+        ids: the ids of rows that passed the value checks, in file order.
         lines: each row's line (0 where unknown, as on Spark).
         ledger: the ids scored so far in this run (None: do not look for duplicates).
         id_name: the id column's name, for the problems.
 
     Returns:
-        The rows to score, their lines, and the problems of the others.
+        A mask of the rows to score, and the problems of the others in line order.
     """
-    ids = batch.ids
-    if ids is None or not len(ids):
-        return batch, lines, []
     problems: dict[int, RowProblem] = {}
     for i in unsafe_ids(ids):
         problems[i] = RowProblem(int(lines[i]), id_name, id_refusal(ids[i]), ids[i])
-    if ledger is not None:
+    keep = np.ones(len(ids), dtype=bool)
+    if ledger is not None and len(ids):
         hashes = _hashes(ids)
         earlier = ledger.first_lines(hashes)
         for i in np.flatnonzero(earlier >= 0):
@@ -129,11 +127,18 @@ def screen(batch: Batch, lines: np.ndarray, ledger: IdLedger | None, id_name: st
                 j = first_of.setdefault(ids[i], i)
                 if j != i:
                     problems[i] = RowProblem(int(lines[i]), id_name, duplicate_reason(ids[i], int(lines[j])), ids[i])
-        keep = np.ones(len(ids), dtype=bool)
         keep[list(problems)] = False
-        ledger.add(hashes[keep], lines[keep])
+        ledger.add(hashes[keep], np.asarray(lines)[keep])
+    else:
+        keep[list(problems)] = False
+    return keep, [problems[i] for i in sorted(problems)]
+
+
+def screen(batch: Batch, lines: np.ndarray, ledger: IdLedger | None, id_name: str) -> tuple[Batch, np.ndarray, list[RowProblem]]:
+    """:func:`screen_ids` on a batch: the rows to score, their lines, and the problems of the others."""
+    if batch.ids is None or not len(batch):
+        return batch, lines, []
+    keep, problems = screen_ids(batch.ids, lines, ledger, id_name)
     if not problems:
         return batch, lines, []
-    keep = np.ones(len(ids), dtype=bool)
-    keep[list(problems)] = False
-    return batch.take(keep), lines[keep], [problems[i] for i in sorted(problems)]
+    return batch.take(keep), lines[keep], problems
