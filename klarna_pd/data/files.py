@@ -156,6 +156,8 @@ def _csv_header(path: Path, spec: DatasetSpec) -> list[str]:
         if exc.start < len(head) - 4:
             raise not_utf8(head, 0, 1, path) from None
         text = head[: exc.start].decode("utf-8")
+    if len(head) == _HEAD_BYTES and b"\n" not in head:
+        raise DataError(f"the header line is longer than {_HEAD_BYTES:,} bytes; is this a CSV file?", path=path, line=1)
     first = text.splitlines()[0] if text.splitlines() else ""
     header = next(csv.reader(io.StringIO(first), delimiter=spec.separator), [])
     if len(header) == 1 and spec.columns[0] not in header:
