@@ -23,9 +23,8 @@ from ..data import kinds
 from ..data.batch import Batch, RowProblem
 
 FORMULA_START = ("=", "+", "-", "@")
-_FORMULA = re.compile(r"^[=+\-@]", re.M)
-_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")
-_CONTROL_OR_LF = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_FORMULA_SET = frozenset(FORMULA_START)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def formula_like(text: str) -> bool:
@@ -38,7 +37,7 @@ def id_refusal(ident: str) -> str | None:
     if ident[:1] in FORMULA_START:
         return (f"ids starting with {ident[0]!r} are refused: a spreadsheet opening the output would run "
                 f"{kinds.shown(ident)} as a formula")
-    if _CONTROL_OR_LF.search(ident):
+    if _CONTROL.search(ident):
         return f"ids with a control character (tab, line break, ...) are refused, got {kinds.shown(ident)}"
     return None
 
@@ -47,12 +46,12 @@ def unsafe_ids(ids: np.ndarray) -> list[int]:
     """Positions of ids :func:`id_refusal` refuses."""
     if not len(ids):
         return []
-    joined = "\n".join(ids.tolist())
-    # One pass over the joined ids finds nothing in a clean chunk; only then look id by id.
-    if (_FORMULA.search(joined) is None and _CONTROL.search(joined) is None
-            and joined.count("\n") == len(ids) - 1):
+    values = ids.tolist()
+    # Whole-chunk tests first (a clean chunk passes both at C speed), then id by id. isprintable is
+    # stricter than "no control character" (it also fails on e.g. a no-break space): only a hint.
+    if "".join(values).isprintable() and not _FORMULA_SET.intersection({v[:1] for v in values}):
         return []
-    return [i for i, ident in enumerate(ids.tolist()) if id_refusal(ident) is not None]
+    return [i for i, ident in enumerate(values) if id_refusal(ident) is not None]
 
 
 class IdLedger:
@@ -67,24 +66,30 @@ class IdLedger:
     def __init__(self) -> None:
         self._runs: list[tuple[np.ndarray, np.ndarray]] = []
 
-    def first_lines(self, hashes: np.ndarray) -> np.ndarray:
-        """For each hash, the line of the earlier id with it, or -1."""
-        out = np.full(len(hashes), -1, dtype=np.int64)
-        for keys, lines in self._runs:
-            at = np.searchsorted(keys, hashes)
-            at[at == len(keys)] = 0
-            hit = (keys[at] == hashes) & (out < 0)
-            out[hit] = lines[at[hit]]
-        return out
+    def lookup(self, keys: np.ndarray) -> np.ndarray:
+        """For each of the sorted hashes ``keys``, the line of an earlier id with it, or -1."""
+        found = np.full(len(keys), -1, dtype=np.int64)
+        for run, lines in self._runs:
+            at = np.searchsorted(run, keys)  # sorted look-ups walk the run in order: few cache misses
+            at[at == len(run)] = 0
+            hit = (run[at] == keys) & (found < 0)
+            found[hit] = lines[at[hit]]
+        return found
 
-    def add(self, hashes: np.ndarray, lines: np.ndarray) -> None:
-        order = np.argsort(hashes, kind="stable")
-        self._runs.append((hashes[order], lines[order]))
+    def add(self, keys: np.ndarray, lines: np.ndarray) -> None:
+        """Record sorted hashes ``keys`` and their lines."""
+        self._runs.append((keys, lines))
         while len(self._runs) > 1 and len(self._runs[-2][0]) <= 2 * len(self._runs[-1][0]):
             (k1, l1), (k2, l2) = self._runs.pop(-2), self._runs.pop()
-            keys, lines_ = np.concatenate((k1, k2)), np.concatenate((l1, l2))
-            order = np.argsort(keys, kind="stable")
-            self._runs.append((keys[order], lines_[order]))
+            # Merge two sorted runs in O(n): each key of the second goes after its equals in the first.
+            at = np.searchsorted(k1, k2, side="right") + np.arange(len(k2))
+            keys = np.empty(len(k1) + len(k2), dtype=k1.dtype)
+            lines_ = np.empty(len(keys), dtype=l1.dtype)
+            mask = np.ones(len(keys), dtype=bool)
+            mask[at] = False
+            keys[at], lines_[at] = k2, l2
+            keys[mask], lines_[mask] = k1, l1
+            self._runs.append((keys, lines_))
 
 
 def _hashes(ids: np.ndarray) -> np.ndarray:
@@ -112,25 +117,29 @@ def screen_ids(ids: np.ndarray, lines: np.ndarray, ledger: IdLedger | None, id_n
     for i in unsafe_ids(ids):
         problems[i] = RowProblem(int(lines[i]), id_name, id_refusal(ids[i]), ids[i])
     keep = np.ones(len(ids), dtype=bool)
-    if ledger is not None and len(ids):
-        hashes = _hashes(ids)
-        earlier = ledger.first_lines(hashes)
-        for i in np.flatnonzero(earlier >= 0):
-            problems.setdefault(int(i), RowProblem(int(lines[i]), id_name, duplicate_reason(ids[i], int(earlier[i])), ids[i]))
-        order = np.argsort(hashes, kind="stable")
-        same = np.flatnonzero(hashes[order][1:] == hashes[order][:-1])
-        if len(same):
-            first_of: dict[str, int] = {}
-            for i in sorted(set(order[same].tolist()) | set(order[same + 1].tolist())):
-                if i in problems:
-                    continue
-                j = first_of.setdefault(ids[i], i)
-                if j != i:
-                    problems[i] = RowProblem(int(lines[i]), id_name, duplicate_reason(ids[i], int(lines[j])), ids[i])
-        keep[list(problems)] = False
-        ledger.add(hashes[keep], np.asarray(lines)[keep])
-    else:
-        keep[list(problems)] = False
+    keep[list(problems)] = False
+    if ledger is None or not len(ids):
+        return keep, [problems[i] for i in sorted(problems)]
+    lines = np.asarray(lines, dtype=np.int64)
+    hashes = _hashes(ids)
+    order = np.argsort(hashes, kind="stable")  # equal hashes stay in file order
+    keys = hashes[order]
+    earlier = ledger.lookup(keys)
+    for k in np.flatnonzero(earlier >= 0):
+        i = int(order[k])
+        problems.setdefault(i, RowProblem(int(lines[i]), id_name, duplicate_reason(ids[i], int(earlier[k])), ids[i]))
+    same = np.flatnonzero(keys[1:] == keys[:-1])
+    if len(same):
+        first_of: dict[str, int] = {}
+        for i in sorted(set(order[same].tolist()) | set(order[same + 1].tolist())):
+            if i in problems:
+                continue
+            j = first_of.setdefault(ids[i], i)
+            if j != i:
+                problems[i] = RowProblem(int(lines[i]), id_name, duplicate_reason(ids[i], int(lines[j])), ids[i])
+    keep[list(problems)] = False
+    scored = keep[order]
+    ledger.add(keys[scored], lines[order][scored])
     return keep, [problems[i] for i in sorted(problems)]
 
 

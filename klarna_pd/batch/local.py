@@ -19,6 +19,7 @@ from typing import TypeVar
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..data.batch import Batch, RowProblem
 from ..data.files import Chunk, Tally, is_parquet, iter_chunks
 from ..errors import DataError
 from ..model import PDModel
@@ -138,6 +139,21 @@ def prefetch(items: Iterable[T], depth: int = PREFETCH) -> Iterator[T]:
         worker.join(timeout=5)
 
 
+def _screened(chunks: Iterable[Chunk], ledger: IdLedger, id_name: str, strict: bool,
+              path: Path) -> Iterator[tuple[Batch, list[RowProblem]]]:
+    """The chunks' rows to score and all their problems, after the id policy (:mod:`.ids`).
+
+    Runs in the reader thread, beside the parsing, so that scoring does not wait for it.
+    """
+    for chunk in chunks:
+        batch, _, id_problems = screen(chunk.batch, chunk.lines, ledger, id_name)
+        if strict and id_problems:
+            first = id_problems[0]
+            raise DataError(first.reason, path=path, line=first.line, column=first.column)
+        problems = sorted(chunk.problems + id_problems, key=lambda p: p.line) if id_problems else chunk.problems
+        yield batch, problems
+
+
 def score_file(
     model: PDModel,
     input_path: str | Path,
@@ -182,14 +198,10 @@ def score_file(
     chunks: Iterable[Chunk] = iter_chunks(input_path, spec, chunk_bytes=chunk_bytes, strict=strict,
                                           require_target=False, tally=tally)
     with open_sinks(output_path, rejects_path, spec.id, spec.separator) as (scores, refused):
-        for chunk in prefetch(chunks):
-            batch, _, id_problems = screen(chunk.batch, chunk.lines, ledger, spec.id)
-            if strict and id_problems:
-                first = id_problems[0]
-                raise DataError(first.reason, path=input_path, line=first.line, column=first.column)
+        for batch, problems in prefetch(_screened(chunks, ledger, spec.id, strict, input_path)):
             if len(batch):
                 scores.write(batch.ids, model.predict(batch, num_threads=num_threads))
-            refused.write(sorted(chunk.problems + id_problems, key=lambda p: p.line))
+            refused.write(problems)
             if bar is not None:
                 bar.update(scores.count + refused.count)
         if not tally.complete:
