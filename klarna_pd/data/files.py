@@ -394,8 +394,11 @@ def _read_block(
             return batch, lines, sorted(problems, key=lambda p: p.line)
         if counts is None:
             counts = quote_counts(data, rows)
-        among = np.flatnonzero(keep & ((counts % 2 == 1) if attempt == "as is" else (counts > 0)))
-        for i in open_quote_rows(data, rows, spec.separator, among):
+        # A stray quote usually leaves its row with an odd count of quotes: look there first.
+        found = open_quote_rows(data, rows, spec.separator, np.flatnonzero(keep & (counts % 2 == 1)))
+        if attempt != "as is" or not len(found):
+            found = open_quote_rows(data, rows, spec.separator, np.flatnonzero(keep & (counts > 0)))
+        for i in found:
             refused[int(i)] = open_quote_reason()
     raise DataError(
         f"pyarrow read {records:,} records from the {len(kept_lines):,} rows from line {block.first_line:,} on, "

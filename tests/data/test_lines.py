@@ -100,3 +100,21 @@ def test_the_tally_counts_rows_without_the_parser(synthetic_small, klarna_spec, 
     assert sum(len(c.batch) for c in chunks) == 99
     assert [p.line for c in chunks for p in c.problems] == [52]
     assert np.concatenate([c.lines for c in chunks])[18:21].tolist() == [20, 22, 23]
+
+
+def test_an_open_quote_with_an_even_count_of_quotes_costs_its_line_only(synthetic_small, klarna_spec, tmp_path):
+    """`a"b` (a quote inside an unquoted field is text) and an unclosed field: an even count, still open."""
+    lines = synthetic_small.read_text().splitlines()[:301]
+    fields = lines[150].split(";")
+    fields[0] = 'a"b'
+    last = max(i for i, f in enumerate(fields) if len(f) > 1 and f[0] == f[-1] == '"')
+    fields[last] = fields[last][:-1]  # the last quoted field: nothing after it closes it
+    lines[150] = ";".join(fields)
+    assert lines[150].count('"') % 2 == 0
+    path = tmp_path / "d.csv"
+    path.write_text("\n".join(lines) + "\n")
+    tally = Tally()
+    chunks = list(iter_chunks(path, klarna_spec, strict=False, tally=tally))
+    problems = [p for c in chunks for p in c.problems]
+    assert [p.line for p in problems] == [151] and "does not close on this line" in problems[0].reason
+    assert sum(len(c.batch) for c in chunks) == 299 and tally.rows_in == 300
