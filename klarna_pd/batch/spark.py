@@ -29,11 +29,11 @@ import pyarrow as pa
 from ..data.arrow import read_table
 from ..data.batch import RowProblem
 from ..data.files import check_columns, is_parquet
-from .ids import FORMULA_START, IdLedger, screen, screen_ids
 from ..errors import DataError
 from ..model import PDModel
 from ..spec import DatasetSpec
 from ..store.records import load_directory
+from .ids import FORMULA_START, IdLedger, screen, screen_ids
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
