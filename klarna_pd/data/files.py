@@ -250,7 +250,7 @@ class _InvalidRows:
     def __call__(self, row) -> str:
         reason = f"expected {row.expected_columns} fields, got {row.actual_columns}: {kinds.shown(row.text)}"
         if row.text.count('"') % 2:
-            reason += ' (the line has an odd number of quotes: a stray "?)'
+            reason += " (an odd number of quotes on the line: a stray quote?)"
         self.rows.append((int(row.number) - 1, reason))
         return "skip"
 

@@ -183,11 +183,7 @@ def open_quote(line: bytes, separator: str) -> bool:
 
 
 def open_quote_rows(block: bytes, lines: Lines, separator: str, among: np.ndarray) -> np.ndarray:
-    """The positions in ``among`` (row positions) of rows whose quoted field does not close.
-
-    Rows with an odd number of quotes are looked at first: a stray quote makes the count odd, so
-    that is usually all it takes; ``among`` may then be every row with a quote.
-    """
+    """Those of the rows at positions ``among`` whose quoted field does not close (their positions)."""
     pattern = _open_quote(separator)
     bad = [int(i) for i in among if pattern.match(block[lines.starts[i]:lines.ends[i]]) is not None]
     return np.asarray(bad, dtype=np.int64)
@@ -203,8 +199,8 @@ def quote_counts(block: bytes, lines: Lines) -> np.ndarray:
 
 
 def open_quote_reason() -> str:
-    return ("a quoted field does not close on this line (a stray \"?); fields may not span lines, "
-            "write a line break inside a field as text, not as a line end")
+    return ("a quoted field does not close on this line (a stray quote?); fields may not span lines, "
+            "so a line break inside a field cannot be read")
 
 
 def lone_cr_reason() -> str:
