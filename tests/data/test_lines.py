@@ -118,3 +118,24 @@ def test_an_open_quote_with_an_even_count_of_quotes_costs_its_line_only(syntheti
     problems = [p for c in chunks for p in c.problems]
     assert [p.line for p in problems] == [151] and "does not close on this line" in problems[0].reason
     assert sum(len(c.batch) for c in chunks) == 299 and tally.rows_in == 300
+
+
+@pytest.mark.parametrize(
+    "tail, bad_line, reason",
+    [
+        ('"{row}', 3, "does not close on this line"),  # the last line, without a line end
+        ("{row}\r{row}\n", 3, "carriage return inside the line"),
+        ('"{row}\n', 3, "does not close on this line"),
+    ],
+)
+def test_a_block_whose_every_row_is_set_aside(synthetic_small, klarna_spec, tmp_path, tail, bad_line, reason):
+    """A block can hold only rows set aside (the file's last piece often holds one line)."""
+    lines = synthetic_small.read_text().splitlines()
+    row = lines[2].replace('"', "")
+    path = tmp_path / "d.csv"
+    path.write_text(lines[0] + "\n" + lines[1] + "\n" + tail.format(row=row))
+    tally = Tally()
+    chunks = list(iter_chunks(path, klarna_spec, strict=False, tally=tally))
+    problems = [p for c in chunks for p in c.problems]
+    assert [p.line for p in problems] == [bad_line] and reason in problems[0].reason
+    assert sum(len(c.batch) for c in chunks) == 1 and tally.rows_in == 2
