@@ -1,8 +1,8 @@
 """Read CSV (plain or compressed) and Parquet files into typed batches that agree with a spec.
 
 The file is cut into blocks of whole lines (:mod:`.lines`: line ends, quotes, the line limit),
-each block parsed by pyarrow and typed by :func:`.arrow.read_table` (the same conversion as Arrow
-request bodies and Spark). In a strict read a bad file gets one :class:`DataError` naming the file,
+each block parsed by pyarrow (:mod:`.csvblocks`) and typed by :func:`.arrow.read_table` (the same
+conversion as Arrow request bodies and Spark). In a strict read a bad file gets one :class:`DataError` naming the file,
 the line, the column and the value; nothing downstream runs on half-checked data. A lenient read
 (batch scoring) keeps the good rows and explains the others, and every row of the file is one or
 the other: the rows of each block are counted from its bytes and checked against what the parser
@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from ..errors import DataError
@@ -32,21 +31,8 @@ from ..spec import DatasetSpec
 from . import kinds
 from .arrow import read_table
 from .batch import Batch, RowProblem
-from .lines import (
-    MAX_LINE_BYTES,
-    Block,
-    Lines,
-    LongLine,
-    cut,
-    lone_cr_reason,
-    long_line_reason,
-    not_utf8,
-    open_quote,
-    open_quote_reason,
-    open_quote_rows,
-    quote_counts,
-    scan,
-)
+from .csvblocks import read_block
+from .lines import MAX_LINE_BYTES, Block, LongLine, cut, long_line_reason, not_utf8, scan
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -210,51 +196,6 @@ def spec_separator_name(spec: DatasetSpec) -> str:
 # Readers
 
 
-def _csv_options(
-    spec: DatasetSpec, present: list[str], block_size: int | None, on_invalid, *, typed: bool, names: list[str] | None = None
-):
-    """pyarrow options; ``typed`` parses numbers and booleans straight into their types."""
-    types = {c: pa.string() for c in present}
-    if typed:
-        kind_of = {f.name: f.kind for f in spec.features}
-        for c in present:
-            if kind_of.get(c) in ("numeric", "ordinal") or c == spec.target:
-                types[c] = pa.float64()
-            elif kind_of.get(c) == "boolean":
-                types[c] = pa.bool_()
-    read = pa_csv.ReadOptions(use_threads=False, block_size=block_size, column_names=names)
-    parse = pa_csv.ParseOptions(delimiter=spec.separator, invalid_row_handler=on_invalid)
-    convert = pa_csv.ConvertOptions(
-        column_types=types,
-        include_columns=present,
-        null_values=list(spec.missing_values),
-        true_values=list(spec.true_values),
-        false_values=list(spec.false_values),
-        strings_can_be_null=True,
-        quoted_strings_can_be_null=False,
-    )
-    return read, parse, convert
-
-
-class _InvalidRows:
-    """Collects rows whose field count is wrong (pyarrow calls this while parsing).
-
-    They are skipped, never fatal here: a strict read raises afterwards for whichever problem
-    comes first in the file, a bad field count or a bad value.
-    """
-
-    def __init__(self) -> None:
-        self.rows: list[tuple[int, str]] = []
-        """(record position in the block, reason)."""
-
-    def __call__(self, row) -> str:
-        reason = f"expected {row.expected_columns} fields, got {row.actual_columns}: {kinds.shown(row.text)}"
-        if row.text.count('"') % 2:
-            reason += " (an odd number of quotes on the line: a stray quote?)"
-        self.rows.append((int(row.number) - 1, reason))
-        return "skip"
-
-
 def _raise_first(problems: list[RowProblem], path: Path) -> None:
     first = min(problems, key=lambda p: p.line)
     raise DataError(
@@ -314,7 +255,7 @@ def iter_chunks(
         else:
             rows = scan(piece.data, piece.first_line)
             tally.rows_in += len(rows)
-            batch, lines, problems = _read_block(piece, rows, header, present, spec, path, require_target,
+            batch, lines, problems = read_block(piece, rows, header, present, spec, path, require_target,
                                                  fast=fast, max_line=max_line)
             if len(batch) + len(problems) != len(rows):
                 raise DataError(
@@ -343,123 +284,6 @@ def _csv_pieces(path: Path, chunk_bytes: int, max_line: int) -> Iterator[Block |
 
     with stream:
         yield from cut(read, chunk_bytes, max_line=max_line, path=path)
-
-
-def _read_block(
-    block: Block,
-    rows: Lines,
-    header: list[str],
-    present: list[str],
-    spec: DatasetSpec,
-    path: Path,
-    require_target: bool,
-    *,
-    fast: bool,
-    max_line: int,
-) -> tuple[Batch, np.ndarray, list[RowProblem]]:
-    """The rows of one block: typed, or explained. Every row is one or the other.
-
-    Rows over the line limit or with a carriage return inside are set aside first. pyarrow then
-    parses the rest; if it returns other than one record per row, some quoted field ran past its
-    line end, and the rows whose quote does not close (:func:`.lines.open_quote_rows`) are set
-    aside and the rest parsed again. The last row is always checked, since a quote left open at the
-    end of a block is closed by the end of the data without changing the count.
-    """
-    data = block.data
-    refused: dict[int, str] = {}
-    for i in np.flatnonzero((rows.ends - rows.starts) > max_line):
-        refused[int(i)] = long_line_reason(int(rows.ends[i] - rows.starts[i]), max_line)
-    for i in rows.lone_cr:
-        refused.setdefault(int(i), lone_cr_reason())
-    counts = None
-    for attempt in ("as is", "odd quotes", "every quote"):
-        keep = np.ones(len(rows), dtype=bool)
-        keep[list(refused)] = False
-        text = data if not refused else _join(data, rows, keep)
-        kept_lines = rows.numbers[keep]
-        result = None
-        try:
-            if fast:
-                result = _parse_block(text, kept_lines, header, present, spec, path, require_target, typed=True)
-            if result is None:
-                result = _parse_block(text, kept_lines, header, present, spec, path, require_target, typed=False)
-        except _NotUTF8:
-            raise (not_utf8(data, block.offset, block.first_line, path)
-                   or DataError("not UTF-8 text; expected a UTF-8 CSV file", path=path)) from None
-        batch, lines, problems, records = result
-        last = int(np.flatnonzero(keep)[-1]) if keep.any() else None
-        closed = last is None or not open_quote(data[rows.starts[last]:rows.ends[last]], spec.separator)
-        if records == len(kept_lines) and closed:
-            problems = problems + [RowProblem(int(rows.numbers[i]), "<row>", why) for i, why in refused.items()]
-            return batch, lines, sorted(problems, key=lambda p: p.line)
-        if counts is None:
-            counts = quote_counts(data, rows)
-        # A stray quote usually leaves its row with an odd count of quotes: look there first.
-        found = open_quote_rows(data, rows, spec.separator, np.flatnonzero(keep & (counts % 2 == 1)))
-        if attempt != "as is" or not len(found):
-            found = open_quote_rows(data, rows, spec.separator, np.flatnonzero(keep & (counts > 0)))
-        for i in found:
-            refused[int(i)] = open_quote_reason()
-    raise DataError(
-        f"pyarrow read {records:,} records from the {len(kept_lines):,} rows from line {block.first_line:,} on, "
-        "even with every unclosed quote set aside; cannot tell the rows apart",
-        path=path,
-    )
-
-
-def _join(data: bytes, rows: Lines, keep: np.ndarray) -> bytes:
-    """The kept rows of a block, one per line."""
-    return b"".join(data[s:e] + b"\n" for s, e in zip(rows.starts[keep].tolist(), rows.ends[keep].tolist()))
-
-
-class _NotUTF8(Exception):
-    pass
-
-
-def _parse_block(
-    text: bytes,
-    row_lines: np.ndarray,
-    header: list[str],
-    present: list[str],
-    spec: DatasetSpec,
-    path: Path,
-    require_target: bool,
-    *,
-    typed: bool,
-) -> tuple[Batch, np.ndarray, list[RowProblem], int] | None:
-    """CSV lines as a checked batch, the line of each row, the problems and the number of records
-    pyarrow found; None when ``typed`` and a value does not fit.
-
-    Args:
-        text: lines of CSV.
-        row_lines: the line number of each non-blank line of ``text``.
-    """
-    if not len(row_lines):  # every row set aside: pyarrow refuses an empty text
-        return Batch.empty(spec), np.empty(0, dtype=np.int64), [], 0
-    invalid = _InvalidRows()
-    read, parse, convert = _csv_options(spec, present, len(text) + 1, invalid, typed=typed, names=header)
-    try:
-        table = pa_csv.read_csv(pa.BufferReader(text), read_options=read, parse_options=parse, convert_options=convert)
-    except pa.ArrowInvalid as exc:
-        if typed and "conversion error" in str(exc):
-            return None
-        if "UTF8" in str(exc):
-            raise _NotUTF8 from None
-        raise DataError(f"cannot parse file: {str(exc).splitlines()[0]}", path=path) from None
-    except (OSError, pa.ArrowException) as exc:
-        raise DataError(f"cannot read file: {exc}", path=path) from None
-    records = table.num_rows + len(invalid.rows)
-    if records != len(row_lines):
-        return Batch.empty(spec), np.empty(0, dtype=np.int64), [], records
-    batch, positions, problems = read_table(table, spec, first_line=0, require_target=require_target)
-    if typed and problems:
-        return None
-    # Record positions of the table's rows: pyarrow leaves the invalid ones out.
-    skipped = np.asarray([i for i, _ in invalid.rows], dtype=np.int64)
-    table_lines = np.delete(row_lines, skipped) if len(skipped) else row_lines
-    problems = [RowProblem(int(table_lines[p.line]), p.column, p.reason, p.id) for p in problems]
-    problems += [RowProblem(int(row_lines[i]), "<row>", why) for i, why in invalid.rows]
-    return batch, table_lines[positions], sorted(problems, key=lambda p: p.line), records
 
 
 def _iter_parquet(path: Path, spec: DatasetSpec, *, strict: bool, require_target: bool, tally: Tally) -> Iterator[Chunk]:
