@@ -79,7 +79,7 @@ def test_bad_rows_go_to_the_reject_file(small_model, synthetic_small, klarna_spe
     assert (summary.rows_scored, summary.rows_rejected) == (5_998, 2)
     rejects = pd.read_csv(summary.rejects, sep=";")
     assert rejects["line"].tolist() == [11, 21]
-    assert rejects["id"].iloc[0] == lines[10].split(";")[0].strip('"')
+    assert rejects["uuid"].iloc[0] == lines[10].split(";")[0].strip('"')
     assert rejects["column"].tolist() == ["age", "<row>"]
     assert "expected a finite number from 18 to 120, got 'forty'" in rejects["reason"].iloc[0]
     assert "expected 43 fields, got 40" in rejects["reason"].iloc[1]
@@ -116,6 +116,7 @@ def test_cli_with_progress(small_trained, synthetic_small, expected, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "rows/s" in proc.stderr and "batch: 6,000" in proc.stderr
     assert proc.stdout.startswith("scored 6,000 rows into")
+    assert proc.stdout.splitlines()[-1] == "rows in 6,000 = scored 6,000 + rejected 0"
     pd.testing.assert_frame_equal(_read(out), expected)
 
 
@@ -224,5 +225,6 @@ def test_spark_submit_runs_the_documented_entry_point(spark, small_trained, expe
         cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.strip().splitlines()[-1].startswith("scored 6,000 rows into")
+    assert proc.stdout.strip().splitlines()[-2].startswith("scored 6,000 rows into")
+    assert proc.stdout.strip().splitlines()[-1] == "rows in 6,000 = scored 6,000 + rejected 0"
     pd.testing.assert_frame_equal(_read(out), expected)
