@@ -241,5 +241,5 @@ def _outcomes_of_files(out, rows_, spec):
     refused = {}
     if rejects_path.exists():
         rejects = pd.read_csv(rejects_path, sep=spec.separator, dtype=str, keep_default_na=False)
-        refused = dict(zip(rejects["id"], rejects["column"]))
+        refused = dict(zip(rejects[spec.id], rejects["column"]))
     return [("refused", refused[row[spec.id]]) if row[spec.id] in refused else float(pds[row[spec.id]]) for row, _ in rows_]
