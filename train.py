@@ -16,7 +16,8 @@ from pathlib import Path
 from klarna_pd.errors import DataError, ModelError, SpecError
 from klarna_pd.spec import resolve_spec
 from klarna_pd.training import TrainConfig
-from klarna_pd.training.pipeline import default_model_name, default_out, resolve_data, reusable_model, run
+from klarna_pd.training.pipeline import default_model_name, default_out, resolve_data, run
+from klarna_pd.training.reuse import reusable_model
 
 
 def _int_at_least(low: int):

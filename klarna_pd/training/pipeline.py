@@ -9,8 +9,6 @@ directory (``outputs/<spec name>/``), so training on one file never replaces ano
 from __future__ import annotations
 
 import csv
-import dataclasses
-import hashlib
 import io
 import json
 import os
@@ -30,10 +28,10 @@ from ..errors import DataError, SpecError
 from ..files import sha256_file
 from ..spec import DatasetSpec
 from ..synth.provenance import read_record, record_path, true_pd_by_id
-from ..versions import library_versions
 from . import report
 from .cv import TrainConfig, TrainResult, train
 from .evaluation import evaluate
+from .reuse import training_labels
 
 DEFAULT_DATA = Path("data/dataset.csv")
 SYNTHETIC_DATA = Path("data/synthetic/dataset.csv")
@@ -102,51 +100,6 @@ def _synthetic_banner(data: Path, log: Callable[[str], None]) -> None:
     log(f"  (recognised by {record_path(data)}; labels drawn from a known true PD,")
     log("   so the results describe the generator, not real customers)")
     log(banner)
-
-
-def training_labels(data_sha256: str, spec: DatasetSpec, config: TrainConfig) -> dict[str, str]:
-    """Model store labels naming what a model was trained from, to tell when it can be reused.
-
-    ``data_sha256`` is the input file's; ``settings_sha256`` covers the spec, every training
-    setting and the versions of klarna-pd and LightGBM.
-    """
-    versions = library_versions()
-    settings = json.dumps(
-        {"spec": spec.to_dict(), "config": dataclasses.asdict(config),
-         "versions": {k: versions[k] for k in ("klarna-pd", "lightgbm")}},
-        sort_keys=True, default=str,
-    )
-    return {"spec": spec.name, "data_sha256": data_sha256,
-            "settings_sha256": hashlib.sha256(settings.encode()).hexdigest()}
-
-
-def reusable_model(data: Path, spec: DatasetSpec, out: Path, config: TrainConfig, model_name: str) -> tuple[str | None, str]:
-    """The stored model to serve instead of training again, if nothing it was trained from changed.
-
-    A model is reused when the newest ``model_name`` in the store was trained from the same bytes
-    (sha256), spec and settings, and ``out`` still holds that run's outputs.
-
-    Returns:
-        ``(tag, why)``: the tag to reuse (None: train) and the reason, for the console.
-    """
-    from ..store.local import latest_model
-
-    found = latest_model(model_name)
-    if found is None:
-        return None, f"no model {model_name} in the store yet"
-    tag, labels = found
-    wanted = training_labels(sha256_file(data), spec, config)
-    if labels.get("data_sha256") != wanted["data_sha256"]:
-        return None, f"{data} changed since {tag} was trained (sha256 differs)"
-    if labels.get("settings_sha256") != wanted["settings_sha256"]:
-        return None, f"the spec or training settings changed since {tag} was trained"
-    try:
-        written = json.loads((out / "metrics.json").read_text(encoding="utf-8")).get("model_tag")
-    except (OSError, ValueError):
-        written = None
-    if written != tag:
-        return None, f"{out / 'metrics.json'} is missing or describes another model than {tag}"
-    return tag, f"{tag} was trained from the same data (sha256), spec and settings; its outputs are in {out}"
 
 
 def all_missing(values: np.ndarray) -> bool:

@@ -9,7 +9,7 @@ import pytest
 from klarna_pd.spec import klarna_spec, load_spec
 from klarna_pd.synth import write_synthetic
 from klarna_pd.training import TrainConfig
-from klarna_pd.training.pipeline import reusable_model
+from klarna_pd.training.reuse import reusable_model
 
 from ..helpers.paths import ROOT, UCI_SPEC
 
