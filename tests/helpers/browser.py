@@ -46,7 +46,7 @@ def find_or_install() -> tuple[str | None, str]:
     return (found, "") if found else (None, "apt-get installed chromium but no browser is on PATH")
 
 
-def _run(browser: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+def _run(browser: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
         proc = subprocess.run([browser, *FLAGS, f"--user-data-dir={profile}", *args],
                               capture_output=True, text=True, timeout=timeout)
