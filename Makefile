@@ -35,7 +35,7 @@ serve: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/python train.py --reuse
-	$(BIN)/bentoml serve service:KlarnaPD
+	@$(MAKE) --no-print-directory serve
 
 # The report's browser test looks at report.html in Debian's chromium; installed once.
 browser:
