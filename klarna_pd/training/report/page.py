@@ -97,9 +97,13 @@ def _ece_sentence(m: dict[str, Any]) -> list[str]:
         if after - before < noise
         else "the rise exceeds that noise: see the reliability figure and the grades below"
     )
+    if f"{loss[0]:.5f}" == f"{loss[1]:.5f}":
+        moved = f"unchanged at {loss[1]:.5f}"
+    else:
+        moved = f"{'fell' if loss[1] < loss[0] else 'rose'}: {loss[0]:.5f} to {loss[1]:.5f}"
     return [
         f"ECE rose with calibration ({before:.5f} to {after:.5f}): the calibrator minimises log loss "
-        f"({'fell' if loss[1] <= loss[0] else 'rose'}: {loss[0]:.5f} to {loss[1]:.5f}), not the 10-bin ECE, and a "
+        f"({moved}), not the 10-bin ECE, and a "
         f"decile's observed default rate carries a sampling error of about {noise:.5f} (one standard error); "
         f"{verdict}.",
         "",
