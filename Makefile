@@ -1,14 +1,19 @@
 # make run   - set up, train on the default data (the synthetic stand-in when data/dataset.csv
-#              is absent), then serve the model on http://localhost:3000
-# make test  - set up, then run the test suite
+#              is absent; the last model is reused when data, spec and settings are unchanged),
+#              then serve the model on http://localhost:3000
+# make train - train again, whatever is in the model store
+# make test  - set up (and install chromium for the report's browser test), then run the test suite
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CHECKOV_VENV ?= .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
+# No usage telemetry from BentoML (the chart and the image set it too).
+export BENTOML_DO_NOT_TRACK := True
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run train serve test bench clean
+.PHONY: run train serve test bench clean browser
 
 $(STAMP): requirements.txt requirements-dev.txt requirements-spark.txt requirements-ops.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,9 +33,16 @@ train: $(STAMP)
 serve: $(STAMP)
 	BENTOML_CONFIG=bentoml_config.yaml $(BIN)/bentoml serve service:KlarnaPD
 
-run: train serve
+run: $(STAMP)
+	$(BIN)/python train.py --reuse
+	@$(MAKE) --no-print-directory serve
 
-test: $(STAMP) $(CHECKOV_STAMP)
+# The report's browser test looks at report.html in Debian's chromium; installed once.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium; }
+
+test: $(STAMP) $(CHECKOV_STAMP) browser
 	$(BIN)/python -m pytest
 
 # Benchmarks (not tests): tables printed and written to benchmarks/results/. Needs wrk (apt-get install wrk).

@@ -65,6 +65,15 @@ def save_model(
     return str(ref.tag)
 
 
+def latest_model(name: str) -> tuple[str, dict[str, str]] | None:
+    """The tag and labels of the newest model called ``name`` in the local store (None: there is none)."""
+    try:
+        stored = bentoml.models.get(f"{name}:latest")
+    except bentoml.exceptions.NotFound:
+        return None
+    return str(stored.tag), dict(stored.info.labels)
+
+
 def record_of_stored(stored: bentoml.Model) -> ModelRecord:
     return ModelRecord(str(stored.tag), stored.info.creation_time.isoformat(), dict(stored.info.metadata))
 
