@@ -20,7 +20,7 @@ def _results_table(m: dict[str, Any]) -> list[str]:
     return [
         "| measure | value | note |",
         "|---|---|---|",
-        _row("ROC AUC, mean of folds", f"{m['cv_auc_mean']:.4f} ± {m['cv_auc_std']:.4f}", f"{len(m['fold_auc'])} folds, ± one std"),
+        _row("ROC AUC, mean of folds", f"{m['cv_auc_mean']:.4f} ± {m['cv_auc_std']:.4f}", f"{len(m['fold_auc'])} fold models, ± one std"),
         _row("ROC AUC, out-of-fold", f"{m['oof_auc']:.4f}", "all labelled rows pooled"),
         _row("Gini", f"{m['gini']:.4f}", "2 AUC - 1"),
         _row("KS", f"{m['ks']:.4f}", "max gap of the class CDFs"),
@@ -30,6 +30,42 @@ def _results_table(m: dict[str, Any]) -> list[str]:
         _row("ECE (10 bins)", f"{cal['before']['ece']:.5f} → {m['ece']:.5f}", "before → after calibration"),
         _row("PSI labelled vs scored rows", "n/a" if psi is None else f"{psi:.4f}", psi_note),
     ]
+
+
+def _quality_section(m: dict[str, Any]) -> list[str]:
+    """Stability over folds, the served predictor, constraint costs and the search: a few lines."""
+    st, pred = m["stability"], m["predictor"]
+    lines = [
+        "## Stability, constraints, tuning",
+        f"Over {st['folds']} folds ({st['repeats']} repeat(s)): AUC {st['auc']['mean']:.4f} ± {st['auc']['std']:.4f} "
+        f"(min {st['auc']['min']:.4f}, max {st['auc']['max']:.4f}); calibrated log loss {st['log_loss']['mean']:.5f} "
+        f"± {st['log_loss']['std']:.5f}; ECE {st['ece']['mean']:.5f} ± {st['ece']['std']:.5f}."
+        + (f" OOF AUC per repeat {st['oof_auc_over_repeats']['mean']:.4f} ± {st['oof_auc_over_repeats']['std']:.4f}."
+           if "oof_auc_over_repeats" in st else ""),
+        "",
+        ("Served: the mean of the " + f"{pred['fold_models']} fold models merged into one booster ({pred['trees']:,} trees)."
+         if pred["kind"] == "folds" else f"Served: one booster refit on all labelled rows ({pred['trees']:,} trees)."),
+        "",
+    ]
+    sets = m["constraints"].get("sets") or {}
+    if sets:
+        lines += ["| constraint set | constrained | OOF AUC |", "|---|---|---|"]
+        lines += [f"| {name} | {len(s['features'])} | {s['oof_auc']:.4f} |" for name, s in sets.items()]
+        lines.append("")
+    tuning = m.get("tuning")
+    if tuning:
+        space = ", ".join(f"{k} {v['low']:g}-{v['high']:g}" for k, v in tuning["search_space"].items())
+        winner = ", ".join(f"{k} {v:.3g}" for k, v in tuning["winner_median"].items())
+        lines += [
+            "Tuning (nested, "
+            + (f"{tuning['trials_per_fold_asked']} trials per fold" if tuning["trials_per_fold_asked"]
+               else f"budget {tuning['budget_seconds']:g} s")
+            + f", {tuning['seconds']:.0f} s used): "
+            f"{tuning['trials_run']} trials over {len(tuning['outer_folds'])} outer folds; space: {space}. "
+            f"Median winner: {winner}; default kept in {tuning['folds_won_by_default']} folds.",
+            "",
+        ]
+    return lines
 
 
 def render_markdown(result: TrainResult, m: dict[str, Any], context: dict[str, Any]) -> str:
@@ -61,18 +97,27 @@ def render_markdown(result: TrainResult, m: dict[str, Any], context: dict[str, A
         f"({', '.join(f'{v} {k}' for k, v in kinds.items() if v)}).",
         "",
         "## Model",
-        f"LightGBM gradient-boosted trees: {m['params']['num_boost_round']} rounds, learning rate "
+        ("LightGBM gradient-boosted trees, parameters searched per fold (below); defaults: " if m.get("tuning")
+         else "LightGBM gradient-boosted trees: ")
+        + f"{m['params']['num_boost_round']} rounds"
+        + (" (mean per fold model)" if m["predictor"]["kind"] == "folds" else "")
+        + f", learning rate "
         f"{m['params']['learning_rate']}, {m['params']['num_leaves']} leaves, at least "
         f"{m['params']['min_data_in_leaf']} rows per leaf, L2 {m['params']['lambda_l2']}. "
         + (f"Monotone (PD never falls as these worsen): {', '.join(monotone)}. " if monotone and "monotone_constraints" in m["params"] else "")
         + f"Calibration: **{cal['method']}** on the booster's margin.",
         "",
         "## Validation",
-        f"Stratified {len(m['fold_auc'])}-fold cross-validation; each fold stops early on its own held-out rows. "
-        "Every row's out-of-fold (OOF) prediction comes from the one model that did not see it; all figures use "
+        f"Stratified {len(m['fold_auc']) // m['stability']['repeats']}-fold cross-validation"
+        + (f", repeated {m['stability']['repeats']} times with other seeds; " if m["stability"]["repeats"] > 1 else "; ")
+        + ("each fold's parameters and rounds come from a search on its training rows alone. " if m.get("tuning")
+           else "each fold stops early on its own held-out rows. ")
+        + "Every row's out-of-fold (OOF) prediction comes from the one model that did not see it; all figures use "
         "these. Platt and isotonic calibration were compared by a further 5-fold cross-validation on the OOF margins "
         f"(log loss: " + ", ".join(f"{k} {v['log_loss']:.5f}" for k, v in cal["methods_cross_validated"].items())
-        + "). The final model is refit on all labelled rows with the mean of the folds' rounds.",
+        + ")."
+        + (" The served model is the mean of the fold models." if m["predictor"]["kind"] == "folds"
+           else " The final model is refit on all labelled rows with the mean of the folds' rounds."),
         "",
         "## Results",
         *_results_table(m),
@@ -81,9 +126,13 @@ def render_markdown(result: TrainResult, m: dict[str, Any], context: dict[str, A
         + ", ".join(f"`{k}`" for k in list(m["feature_importance"])[:8])
         + ".",
         "",
+        *_quality_section(m),
         "## Limits",
-        "- Early stopping on each fold's held-out rows makes fold AUCs slightly optimistic (by the choice of one number).",
-        "- The calibrator is fitted on the fold models' margins and applied to the refit model's, which trains on 1/k more rows.",
+        *([] if m.get("tuning") else
+          ["- Early stopping on each fold's held-out rows makes fold AUCs slightly optimistic (by the choice of one number)."]),
+        ("- The calibrator is fitted on single fold models' margins and applied to their mean, a little less spread."
+         if m["predictor"]["kind"] == "folds" else
+         "- The calibrator is fitted on the fold models' margins and applied to the refit model's, which trains on 1/k more rows."),
         "- No time ordering is known, so validation is not out-of-time; a shift between periods is only watched through PSI.",
         "- Rows to score were never granted or refused by this model: no reject inference is attempted.",
         "",
