@@ -37,7 +37,7 @@ from harness import ROOT, write_results
 TODAY_PARAMS = {
     "learning_rate": 0.05, "num_leaves": 7, "min_data_in_leaf": 150, "feature_fraction": 0.5,
     "bagging_fraction": 0.8, "bagging_freq": 1, "lambda_l2": 10.0, "path_smooth": 10.0, "cat_smooth": 50.0,
-    "min_data_per_group": 200, "max_cat_threshold": 32,
+    "min_data_per_group": 200, "max_cat_threshold": 32, "cat_l2": 10.0,
 }
 TODAY_MONOTONE = {"account_worst_status_0_3m": 1, "account_worst_status_3_6m": 1}
 SPANS = {"avg_payment_span_0_12m": 1, "avg_payment_span_0_3m": 1}
