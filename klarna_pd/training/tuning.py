@@ -10,9 +10,11 @@ served model is the mean of these fold models (each fold may win other parameter
 
 The sampler is optuna's TPE, seeded per fold; each fold's first trial is the default parameters,
 so no fold ends below the default on its inner score. The budget is shared out over the outer
-folds as they come; a trial that has started runs to its end. With ``tune_trials`` every fold
-runs exactly that many trials instead, and the same seed and data then give the same run (a timed
-search stops after however many trials the machine managed: metrics.json records them).
+folds as they come; a trial that has started runs to its end, and every fold runs at least the
+default trial, so a small budget on a slow machine can end past its deadline. With
+``tune_trials`` every fold runs exactly that many trials instead, and the same seed and data then
+give the same run (a timed search stops after however many trials the machine managed:
+metrics.json records them).
 """
 
 from __future__ import annotations
@@ -102,7 +104,7 @@ def nested_search(
         fold_started = time.perf_counter()
         seed = config.seed + 1000 * r + k
         remaining = config.tune_seconds - (fold_started - started)
-        timeout = None if config.tune_trials else max(0.0, remaining / (len(outer) - n))
+        timeout = max(0.0, remaining / (len(outer) - n))
         rounds_of: dict[int, int] = {}
 
         def objective(trial: Any) -> float:
@@ -112,7 +114,13 @@ def nested_search(
 
         study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=seed))
         study.enqueue_trial(default)
-        study.optimize(objective, n_trials=config.tune_trials or None, timeout=timeout)
+        # The default always runs, even when earlier folds used up the budget (optuna checks the
+        # timeout before it starts a trial).
+        study.optimize(objective, n_trials=1)
+        if config.tune_trials > 1:
+            study.optimize(objective, n_trials=config.tune_trials - 1)
+        elif not config.tune_trials and timeout > time.perf_counter() - fold_started:
+            study.optimize(objective, timeout=timeout - (time.perf_counter() - fold_started))
         best = study.best_trial
         params = {**base, **best.params, "seed": seed}
         rounds = rounds_of[best.number]

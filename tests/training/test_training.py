@@ -147,7 +147,9 @@ def test_uci_taiwan_five_fold_auc(tmp_path):
         pytest.skip("../shared/data/uci_taiwan is not beside the checkout")
     summary = run(UCI, load_spec(ROOT / "specs" / "uci_taiwan.yaml"), tmp_path, TrainConfig(folds=5), store=False,
                   log=lambda *_: None)
-    # Issue 14 asks for 0.785; the defaults chosen for the Klarna-like data reach XXX here (see README).
+    # Issue 14 asks for 0.785; the defaults chosen for the Klarna-like data reach 0.7836 here (0.7839
+    # before): wider feature sampling and lighter categorical smoothing would pass it but move the
+    # Klarna-like model away from its true PD (README "Training"). Not met.
     assert summary.metrics["cv_auc_mean"] >= 0.78, summary.metrics["cv_auc_mean"]
     assert (tmp_path / "predictions.csv").read_text() == "ID,pd\n"  # every row labelled
 
