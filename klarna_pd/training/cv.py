@@ -226,7 +226,7 @@ class TrainResult:
     calibration: dict[str, Any]
     seconds: dict[str, float]
     params: dict[str, Any]
-    predictor: str = "folds"
+    predictor: str = "refit"
     folds: list[Fold] = field(default_factory=list)
     repeat_oof_margin: list[np.ndarray] = field(default_factory=list)
     tuning: dict[str, Any] | None = None

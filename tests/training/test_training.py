@@ -18,7 +18,7 @@ from klarna_pd.model import MODEL_FILES, PDModel
 from klarna_pd.model.pdmodel import BOOSTER_FILE, ENCODER_FILE
 from klarna_pd.spec import klarna_spec, load_spec
 from klarna_pd.store.local import load_model
-from klarna_pd.training import TrainConfig, metrics
+from klarna_pd.training import TrainConfig, ensemble, metrics
 from klarna_pd.training.pipeline import run
 
 from ..helpers.paths import ROOT, UCI
@@ -62,7 +62,8 @@ def test_metrics_document(trained):
                 "library_versions", "model_tag", "seconds", "predictor", "stability", "constraints", "tuning"):
         assert key in m, key
     assert len(m["fold_auc"]) == 10
-    assert m["predictor"] == {"kind": "folds", "fold_models": 10, "trees": sum(m["fold_best_iterations"])}
+    # The default (README, Training): one booster refit on every labelled row for the folds' mean rounds.
+    assert m["predictor"] == {"kind": "refit", "fold_models": 0, "trees": round(np.mean(m["fold_best_iterations"]))}
     assert m["params"]["num_leaves"] == 4  # one leaf per 300 of the ~1,160 defaults in a fold's training rows
     assert m["tuning"] is None
     for measure in ("auc", "log_loss", "brier", "ece"):
@@ -241,15 +242,16 @@ def test_each_declared_direction_is_on_the_full_model(model):
 
 
 def test_merged_booster_is_the_mean_of_the_fold_models(small_model, small_trained, sample_records):
-    """The one served booster gives exactly the mean of the fold models' margins and of their SHAP values."""
+    """``--predictor folds``: one booster gives exactly the mean of the fold models' margins and SHAP values."""
     frame, _ = sample_records
     matrix = small_model.encoder.encode(Batch.from_frame(frame, small_model.spec))
     folds = small_trained.result.folds
+    merged = ensemble.merge_mean([f.booster for f in folds], [f.rounds for f in folds])
     margins = [f.booster.predict(matrix, raw_score=True, num_iteration=f.rounds) for f in folds]
-    np.testing.assert_allclose(small_model.margin(matrix), np.mean(margins, axis=0), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(merged.predict(matrix, raw_score=True), np.mean(margins, axis=0), rtol=0, atol=1e-12)
     shap = [f.booster.predict(matrix, pred_contrib=True, num_iteration=f.rounds) for f in folds]
-    np.testing.assert_allclose(small_model.contributions(matrix), np.mean(shap, axis=0), rtol=0, atol=1e-12)
-    assert small_model.booster.num_trees() == sum(f.rounds for f in folds)
+    np.testing.assert_allclose(merged.predict(matrix, pred_contrib=True), np.mean(shap, axis=0), rtol=0, atol=1e-12)
+    assert merged.num_trees() == sum(f.rounds for f in folds)
 
 
 def test_an_unknown_merchant_category_scores_as_other(small_model, sample_records):

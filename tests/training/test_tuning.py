@@ -25,7 +25,7 @@ def test_the_search_never_sees_the_outer_held_out_rows(encoded):
     model exactly as they were (they saw only its training rows), while fold 2, which trains on
     those rows, changes."""
     matrix, y, encoder = encoded
-    config = TrainConfig(folds=3, seed=4, tune_trials=2, max_rounds=60, params={"num_threads": 1})
+    config = TrainConfig(folds=3, seed=4, tune_trials=2, max_rounds=60, params={"num_threads": 1}, predictor="folds")
     _, folds_a, doc_a = nested_search(matrix, y, encoder, config, log=lambda *_: None)
     held_out = splits(y, 3, 4)[0][1]
     numeric = [j for j in range(matrix.shape[1]) if j not in encoder.categorical_indices_]
@@ -51,7 +51,7 @@ def test_the_first_trial_is_the_default_and_inside_the_space(encoded):
 
 def test_a_tuned_run_serves_its_fold_models_and_reports_the_search(synthetic_small, klarna_spec):
     dataset = read_dataset(synthetic_small, klarna_spec)
-    config = TrainConfig(folds=3, seed=2, tune_trials=2, max_rounds=60, params={"num_threads": 1})
+    config = TrainConfig(folds=3, seed=2, tune_trials=2, max_rounds=60, params={"num_threads": 1}, predictor="folds")
     a = train(dataset, config, log=lambda *_: None)
     m = evaluate(a)
     assert m["tuning"]["trials_run"] == 6
@@ -65,7 +65,7 @@ def test_a_tuned_run_serves_its_fold_models_and_reports_the_search(synthetic_sma
 def test_repeats_and_constraint_sets(synthetic_small, klarna_spec):
     dataset = read_dataset(synthetic_small, klarna_spec)
     config = TrainConfig(
-        folds=3, seed=0, repeats=2, max_rounds=100, params={"num_threads": 1},
+        folds=3, seed=0, repeats=2, max_rounds=100, params={"num_threads": 1}, predictor="folds",
         constraint_sets={"none": {}, "spans": {"avg_payment_span_0_12m": 1, "num_unpaid_bills": None}},
     )
     result = train(dataset, config, log=lambda *_: None)

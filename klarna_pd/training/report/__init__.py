@@ -63,7 +63,7 @@ table{border-collapse:collapse;margin:0.5em 0}
 th,td{border:1px solid #ccc;padding:2px 8px}th{background:#f3f3f3}
 blockquote{background:#fff3cd;border-left:4px solid #e0a800;margin:1em 0;padding:4px 12px}
 code{background:#f3f3f3;padding:0 3px}
-td.light.green{background:#d4edda}td.light.yellow{background:#fff3cd}td.light.red{background:#f8d7da}
+td.light.green{background:#d4edda}td.light.yellow{background:#ffe69c}td.light.red{background:#f8d7da}
 .figs svg{margin:4px;vertical-align:top}
 @media print{body{font-size:8pt;line-height:1.25;margin:0;max-width:none}h1{font-size:14pt}h2{font-size:11pt;margin:0.6em 0 0.2em}
 p,ul{margin:0.3em 0}th,td{padding:0 4px}.figs,.appendix{break-before:page}
