@@ -11,6 +11,8 @@ from typing import Annotated
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from .cpus import available_cpus
+
 
 class Settings(BaseSettings):
     """Serving settings (env prefix ``KLARNA_PD_``)."""
@@ -51,8 +53,9 @@ class Settings(BaseSettings):
     drift_min_rows: int = Field(default=1_000, ge=1)
     """No PSI is published from fewer rows than this (too noisy)."""
 
-    workers: int = Field(default=1, ge=1)
-    """Server worker processes (each one core's worth of scoring)."""
+    workers: int = Field(default_factory=available_cpus, ge=1)
+    """Server worker processes (each one core's worth of scoring); default: one per CPU the
+    process may use (its affinity and cgroup CPU quota)."""
 
     @field_validator("api_keys", mode="before")
     @classmethod

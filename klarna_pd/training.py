@@ -22,6 +22,7 @@ import pandas as pd
 from sklearn.model_selection import StratifiedKFold
 
 from . import calibration, metrics, reference
+from .cpus import available_cpus
 from .data import Dataset
 from .features import Encoder
 from .model import PDModel
@@ -75,6 +76,7 @@ class TrainConfig:
     def lgb_params(self, encoder: Encoder) -> dict[str, Any]:
         params = dict(DEFAULT_PARAMS)
         params.update(self.params)
+        params.setdefault("num_threads", available_cpus())
         params["seed"] = self.seed
         if self.monotone and any(f.monotone for f in encoder.spec.features):
             params["monotone_constraints"] = [f.monotone for f in encoder.spec.features]

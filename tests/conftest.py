@@ -112,7 +112,8 @@ def start_server(target: str, *, env: dict[str, str] | None = None, cwd: Path = 
     proc = subprocess.Popen(
         [sys.executable, "-m", "bentoml", "serve", target, "--port", str(port), "--host", "127.0.0.1"],
         cwd=cwd,
-        env={**os.environ, "BENTOML_HOME": str(_server_home()), **(env or {})},
+        # One worker unless a test asks for more (the default follows the machine's CPUs).
+        env={**os.environ, "BENTOML_HOME": str(_server_home()), "KLARNA_PD_WORKERS": "1", **(env or {})},
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
