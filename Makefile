@@ -10,7 +10,7 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 
 .PHONY: run train serve test bench clean
 
-$(STAMP): requirements.txt requirements-dev.txt requirements-spark.txt requirements-ops.txt pyproject.toml
+$(STAMP): requirements.txt requirements-serve.txt requirements-dev.txt requirements-spark.txt requirements-ops.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt -r requirements-dev.txt -r requirements-spark.txt -r requirements-ops.txt
@@ -30,7 +30,9 @@ serve: $(STAMP)
 
 run: train serve
 
+# scripts/container-tools.sh: podman for the container tests (apt-get when missing; needs root).
 test: $(STAMP) $(CHECKOV_STAMP)
+	scripts/container-tools.sh
 	$(BIN)/python -m pytest
 
 # Benchmarks (not tests): tables printed and written to benchmarks/results/. Needs wrk (apt-get install wrk).
@@ -39,6 +41,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/serve.py
 	$(BIN)/python benchmarks/batch.py
 	$(BIN)/python benchmarks/soak.py
+	$(BIN)/python benchmarks/image.py
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) outputs .pytest_cache

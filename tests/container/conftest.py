@@ -1,0 +1,103 @@
+"""The image that ships, built once per session: a small model -> `bentoml build` ->
+`bentoml containerize --backend podman` on the stand-in base image."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import boto3
+import httpx
+import pytest
+
+from ..conftest import ROOT, free_port, records_of
+from .podman import Pod, check_tools, containerize, ensure_base_image, remove_image
+
+
+@pytest.fixture(scope="session")
+def small_model(synthetic_small, tmp_path_factory, bentoml_home):
+    """A model trained in seconds (6,000 synthetic rows, 3 folds) in the session's store: (tag, PDModel)."""
+    from klarna_pd.pipeline import run
+    from klarna_pd.spec import klarna_spec
+    from klarna_pd.store import load_model
+    from klarna_pd.training import TrainConfig
+
+    out = tmp_path_factory.mktemp("small-outputs")
+    summary = run(synthetic_small, klarna_spec(), out, TrainConfig(folds=3, seed=0), synthetic=True, log=lambda *_: None)
+    return summary.model_tag, load_model(summary.model_tag)
+
+
+@pytest.fixture(scope="session")
+def applicants(synthetic_small, klarna_spec):
+    """100 rows of the small model's training file as the JSON a client sends (missing -> null)."""
+    from klarna_pd.data import read_dataset
+
+    return records_of(read_dataset(synthetic_small, klarna_spec).frame.head(100), klarna_spec)
+
+
+@pytest.fixture(scope="session")
+def image(small_model, bentoml_home):
+    """The Bento's image with the small model built in; removed at the end of the session."""
+    check_tools()
+    ensure_base_image()
+    tag, _ = small_model
+    proc = subprocess.run(
+        [sys.executable, "-m", "bentoml", "build", "-o", "tag"],
+        cwd=ROOT, env={**os.environ, "KLARNA_PD_MODEL_TAG": tag}, capture_output=True, text=True,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    bento = proc.stdout.strip().rsplit("__tag__:", 1)[-1]
+    name = f"localhost/klarna-pd-test:{bento.split(':')[1]}"
+    started = time.monotonic()
+    containerize(bento, name)
+    print(f"\nimage {name} built in {time.monotonic() - started:.1f} s")
+    try:
+        yield name
+    finally:
+        remove_image(name)
+
+
+@pytest.fixture()
+def pods():
+    """Starts pods with `pods(deployment)`; removes every one of them afterwards."""
+    started: list[Pod] = []
+
+    def start(deployment: dict, *, port: int = 3000, check: bool = True) -> Pod:
+        pod = Pod(deployment, port=port)
+        started.append(pod)
+        return pod.play(check=check)
+
+    yield start
+    for pod in started:
+        pod.remove()
+
+
+@pytest.fixture(scope="module")
+def s3():
+    """moto's S3 server on the host's loopback, with a bucket: (endpoint URL, client environment)."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            httpx.get(url, timeout=1)
+            break
+        except httpx.HTTPError:
+            if time.monotonic() > deadline:
+                proc.kill()
+                raise
+            time.sleep(0.2)
+    env = {"AWS_ENDPOINT_URL": url, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+           "AWS_DEFAULT_REGION": "eu-north-1"}
+    boto3.client("s3", endpoint_url=url, aws_access_key_id="testing", aws_secret_access_key="testing",
+                 region_name="eu-north-1").create_bucket(
+        Bucket="models", CreateBucketConfiguration={"LocationConstraint": "eu-north-1"})
+    try:
+        yield url, env
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

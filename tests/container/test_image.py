@@ -1,0 +1,38 @@
+"""The image `bentoml containerize` builds from the Bento: what is in it and how it runs."""
+
+import json
+
+import pytest
+
+from .podman import image_size, podman
+
+pytestmark = [pytest.mark.container, pytest.mark.slow]
+
+
+def _config(image: str) -> dict:
+    return json.loads(podman("image", "inspect", image).stdout)[0]["Config"]
+
+
+def test_it_runs_as_the_bentoml_user_and_reports_no_usage(image):
+    config = _config(image)
+    assert config["User"] == "bentoml"
+    assert "BENTOML_DO_NOT_TRACK=True" in config["Env"]
+    assert podman("run", "--rm", image, "id", "-u").stdout.strip() == "1034"
+
+
+def test_it_has_no_compilers_and_no_version_control(image):
+    found = podman("run", "--rm", image, "sh", "-c",
+                   "for tool in gcc cc c++ make ld git curl; do command -v $tool; done; true").stdout.split()
+    assert found == []
+
+
+def test_lightgbm_loads_with_its_openmp_runtime(image):
+    """libgomp1 comes from docker.system_packages: without the compilers nothing else brings it."""
+    proc = podman("run", "--rm", image, "python", "-c", "import lightgbm; print(lightgbm.__version__)", check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_size(image):
+    size = image_size(image)
+    print(f"image {size / 1e6:.0f} MB")
+    assert size < 1_000_000_000
