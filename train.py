@@ -11,10 +11,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from klarna_pd.data import DataError
-from klarna_pd.pipeline import resolve_data, run
-from klarna_pd.spec import SpecError, resolve_spec
+from klarna_pd.errors import DataError, SpecError
+from klarna_pd.spec import resolve_spec
 from klarna_pd.training import TrainConfig
+from klarna_pd.training.pipeline import resolve_data, run
 
 
 def _int_at_least(low: int):

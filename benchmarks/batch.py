@@ -55,11 +55,11 @@ def _run(argv: list[str]) -> dict[str, float]:
 def _ceiling(model_tag: str, data: Path, repeats: int) -> dict[str, float]:
     import numpy as np
 
-    from klarna_pd.data import read_dataset
-    from klarna_pd.store import load_model
+    from klarna_pd.data.files import read_dataset
+    from klarna_pd.store.local import load_model
 
     model = load_model(model_tag)
-    matrix = np.ascontiguousarray(model.encode(read_dataset(data, model.spec, require_target=False).frame))
+    matrix = model.encoder.encode(read_dataset(data, model.spec, require_target=False).batch)
     times = []
     for _ in range(repeats):
         started = time.perf_counter()

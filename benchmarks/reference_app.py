@@ -58,8 +58,8 @@ def sklearn_pipeline(model, sample: pd.DataFrame):
 def create_app(model_tag: str):
     from flask import Flask, jsonify, request
 
-    from klarna_pd.store import load_model
-
+    from klarna_pd.data.batch import Batch
+    from klarna_pd.store.local import load_model
     from klarna_pd.synth import generate
 
     model = load_model(model_tag)
@@ -70,7 +70,7 @@ def create_app(model_tag: str):
     pipe = sklearn_pipeline(model, sample)
     names = model.encoder.feature_names_
     # Self-check: the pipeline reproduces the booster's probabilities.
-    want = model.booster.predict(model.encode(sample))
+    want = model.booster.predict(model.encoder.encode(Batch.from_frame(sample, model.spec)))
     got = pipe.predict_proba(sample[names])[:, 1]
     if not np.allclose(want, got, rtol=0, atol=1e-12):
         raise SystemExit(f"reference pipeline disagrees with the booster: {got} vs {want}")

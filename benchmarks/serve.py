@@ -29,12 +29,14 @@ sys.path.insert(0, str(ROOT))
 
 
 def _records(model_tag: str, n: int) -> list[dict]:
-    from klarna_pd.schema import json_records
-    from klarna_pd.store import load_model
+    from klarna_pd.data.batch import Batch
+    from klarna_pd.data.records import to_records
+    from klarna_pd.store.local import load_model
     from klarna_pd.synth import generate
 
     frame, _ = generate(n, seed=11)
-    return json_records(frame, load_model(model_tag).spec, with_id=False)
+    spec = load_model(model_tag).spec
+    return to_records(Batch.from_frame(frame, spec), with_id=False)
 
 
 def _bento(model_tag: str, **env: str) -> Server:

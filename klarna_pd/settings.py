@@ -13,6 +13,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .cpus import available_cpus
 
+MIB = 1024 * 1024
+
 
 class Settings(BaseSettings):
     """Serving settings (env prefix ``KLARNA_PD_``)."""
@@ -26,23 +28,43 @@ class Settings(BaseSettings):
     """A model directory pulled from S3 (``python -m klarna_pd.store pull URI --dest DIR``);
     when set it is served instead of ``model_tag`` (the chart's init container sets it)."""
 
-    adaptive_batching: bool = True
-    """Merge concurrent ``/predict`` requests into one model call (BentoML's adaptive batching)."""
+    adaptive_batching: bool = False
+    """Merge concurrent small ``/predict`` requests into one model call (BentoML's adaptive
+    batching). Off by default: a tree walk of one applicant takes ~20 us, and the batcher's
+    queueing costs more than merging saves (benchmarks/results/serve.md)."""
 
-    max_batch_size: int = Field(default=10_000, ge=2)
-    """Most applicants one model call on ``/predict`` takes (at least ``max_applicants``)."""
+    batch_max_applicants: int = Field(default=64, ge=1)
+    """With batching on, requests with more applicants than this are scored at once, not queued:
+    they are batches already, and BentoML's batcher, which models latency per request, learns from
+    large ones to refuse small ones for minutes after (issue 15)."""
+
+    max_batch_size: int = Field(default=1024, ge=2)
+    """Most applicants one merged model call takes (batching on)."""
 
     max_latency_ms: int = Field(default=300, ge=1)
-    """Latency budget of ``/predict``'s batcher: a request it expects to wait and run longer than
-    this is refused with 503 (fail fast under overload). Measured with 2 workers: 100 ms refused
-    ~4 % of 1,000-applicant requests at 8 connections, 300 ms none, with one-applicant latency
-    unchanged (benchmarks/results/serve.md)."""
+    """Latency budget of the batcher (batching on): a request it expects to wait and run longer is
+    refused with 503 "overloaded"."""
 
     max_applicants: int = Field(default=10_000, ge=1)
     """Most applicants one ``/predict`` request may carry (more: 422)."""
 
-    max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    max_body_bytes: int = Field(default=16 * MIB, ge=1024)
     """Largest request body accepted (more: 413). 10,000 Klarna applicants take about 13 MB."""
+
+    max_inflight_bytes: int = Field(default=64 * MIB, ge=1024)
+    """Most request body bytes one worker holds at once; a request that would pass it gets a fast
+    503 "overloaded" with Retry-After. Bounds memory (the worst case stays under the chart's limit,
+    measured by tests/service/test_hardening.py) and the work queued behind a request."""
+
+    max_reasons: int = Field(default=4, ge=0)
+    """Most reason codes an applicant may ask for: adverse-action practice gives at most four
+    principal reasons."""
+
+    body_timeout_seconds: float = Field(default=10.0, gt=0)
+    """A request body that has not fully arrived this long after its headers gets 408."""
+
+    header_timeout_seconds: float = Field(default=10.0, gt=0)
+    """A connection whose request headers take longer is closed (slow-header clients)."""
 
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
     """Accepted API keys, comma-separated. Empty: no authentication."""
@@ -66,11 +88,16 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
-        if self.max_batch_size < self.max_applicants:
+        if self.max_batch_size < self.batch_max_applicants:
             # BentoML splits a request larger than a batch and cancels the rest of it once it has
-            # waited max_latency_ms: large requests would fail with 503 even on an idle server.
+            # waited max_latency_ms: such requests would fail with 503 even on an idle server.
             raise ValueError(
-                f"max_batch_size ({self.max_batch_size}) must be at least max_applicants ({self.max_applicants})"
+                f"max_batch_size ({self.max_batch_size}) must be at least batch_max_applicants ({self.batch_max_applicants})"
+            )
+        if self.max_inflight_bytes < self.max_body_bytes:
+            raise ValueError(
+                f"max_inflight_bytes ({self.max_inflight_bytes}) must be at least max_body_bytes ({self.max_body_bytes}): "
+                "a body of the largest size must fit"
             )
         short = [i for i, k in enumerate(self.api_keys) if len(k) < 16]
         if short:

@@ -14,11 +14,16 @@ Feature kinds:
 - ``categorical``: a label without order (e.g. a merchant category). Encoded with learned levels;
   rare and unseen levels share one "other" code.
 - ``boolean``: true/false, read from the spec's true/false tokens.
+
+A numeric or ordinal feature may declare ``min`` and ``max``: values outside are refused
+everywhere (files, JSON, Arrow), with the range in the message. How each kind is read from every
+source is written once, in :mod:`klarna_pd.data.kinds`.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -27,14 +32,12 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from .errors import SpecError
+
 FeatureKind = Literal["numeric", "ordinal", "categorical", "boolean"]
 
 #: Field names the service reserves in an applicant object; a feature may not use them.
 RESERVED_NAMES = frozenset({"reasons"})
-
-
-class SpecError(ValueError):
-    """A spec file that cannot be used, with the reason."""
 
 
 class Feature(BaseModel):
@@ -47,6 +50,21 @@ class Feature(BaseModel):
     monotone: Literal[-1, 0, 1] = 0
     """+1: the PD may only rise with the value; -1: only fall; 0: free."""
     description: str = ""
+    min: float | None = None
+    """Smallest valid value (numeric and ordinal only); smaller values are refused, not clipped."""
+    max: float | None = None
+    """Largest valid value (numeric and ordinal only)."""
+
+    @model_validator(mode="after")
+    def _check_range(self) -> Feature:
+        if (self.min is not None or self.max is not None) and self.kind not in ("numeric", "ordinal"):
+            raise ValueError(f"feature {self.name!r}: min/max apply to numeric and ordinal features, not {self.kind}")
+        for bound in (self.min, self.max):
+            if bound is not None and not math.isfinite(bound):
+                raise ValueError(f"feature {self.name!r}: min/max must be finite numbers, got {bound}")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"feature {self.name!r}: min ({self.min:g}) is above max ({self.max:g})")
+        return self
 
 
 class DatasetSpec(BaseModel):
@@ -95,6 +113,16 @@ class DatasetSpec(BaseModel):
         """Every column a data file must have: id, target, then the features."""
         return [self.id, self.target, *self.feature_names]
 
+    @property
+    def number_names(self) -> list[str]:
+        """Features read as numbers (numeric, ordinal, boolean), in spec order."""
+        return [f.name for f in self.features if f.kind != "categorical"]
+
+    @property
+    def text_names(self) -> list[str]:
+        """Features read as text (categorical), in spec order."""
+        return [f.name for f in self.features if f.kind == "categorical"]
+
     def names_of(self, *kinds: str) -> list[str]:
         return [f.name for f in self.features if f.kind in kinds]
 
@@ -104,8 +132,12 @@ class DatasetSpec(BaseModel):
                 return f
         raise KeyError(name)
 
+    def to_dict(self) -> dict:
+        """The spec as plain JSON types; unset optional fields (a feature's min/max) are left out."""
+        return self.model_dump(mode="json", exclude_none=True)
+
     def to_json(self) -> str:
-        return json.dumps(self.model_dump(mode="json"), indent=2, sort_keys=False) + "\n"
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"
 
     @classmethod
     def from_json(cls, text: str) -> DatasetSpec:

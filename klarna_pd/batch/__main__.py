@@ -10,8 +10,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..data import DataError
-from ..model import ModelError
+from ..errors import DataError, ModelError, RemoteError
 
 
 def _output(text: str) -> Path:
@@ -54,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _model_dir(ref: str) -> Iterator[Path]:
     """A local directory holding the model's verified files."""
     if ref.startswith("s3://"):
-        from ..remote import pull
+        from ..store.s3 import pull
 
         with tempfile.TemporaryDirectory(prefix="klarna-pd-model-") as tmp:
             dest = Path(tmp) / "model"
@@ -72,8 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from bentoml.exceptions import NotFound
 
-    from ..remote import RemoteError
-    from ..store import load_directory
+    from ..store.records import load_directory
 
     if not args.input.startswith(("s3://", "s3a://")) and os.path.abspath(args.input) == os.path.abspath(args.output):
         print("error: --output must not be the --input file", file=sys.stderr)

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..cpus import available_cpus
-from ..data import Chunk, is_parquet, iter_chunks
+from ..data.files import Chunk, is_parquet, iter_chunks
 from ..model import PDModel
 from ..progress import Progress
 from .sinks import open_sinks
@@ -159,10 +159,10 @@ def score_file(
     chunks: Iterable[Chunk] = iter_chunks(input_path, spec, chunk_bytes=chunk_bytes, strict=strict, require_target=False)
     with open_sinks(output_path, rejects_path, spec.id, spec.separator) as (scores, refused):
         for chunk in prefetch(chunks):
-            if len(chunk.frame):
-                scores.write(chunk.frame[spec.id].to_numpy(), model.predict(chunk.frame, num_threads=num_threads))
+            if len(chunk.batch):
+                scores.write(chunk.batch.ids, model.predict(chunk.batch, num_threads=num_threads))
             refused.write(chunk.problems)
-            scored += len(chunk.frame)
+            scored += len(chunk.batch)
             rejected += len(chunk.problems)
             if bar is not None:
                 bar.update(scored + rejected)

@@ -12,7 +12,8 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from ..data import RowProblem, is_parquet
+from ..data.batch import RowProblem
+from ..data.files import is_parquet
 from ..files import atomic_path, temp_beside
 
 

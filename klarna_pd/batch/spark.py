@@ -2,7 +2,7 @@
 
 The model's directory is shipped to the executors once (``SparkContext.addFile``); each Python
 worker loads it on first use, checking every file's sha256, and keeps it. Rows arrive as text, as
-in the file, and go through :func:`klarna_pd.data.convert_table` exactly as on one machine, so a
+in the file, and go through :func:`klarna_pd.data.arrow.read_table` exactly as on one machine, so a
 row gets the same PD, to the last digit, on either engine; rows that fail come back with the reason.
 """
 
@@ -19,10 +19,13 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from ..data import DataError, _check_columns, convert_table, is_parquet
+from ..data.arrow import read_table
+from ..data.batch import RowProblem
+from ..data.files import check_columns, is_parquet
+from ..errors import DataError
 from ..model import PDModel
 from ..spec import DatasetSpec
-from ..store import load_directory
+from ..store.records import load_directory
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -75,7 +78,7 @@ def read_text(spark: SparkSession, path: str, spec: DatasetSpec) -> DataFrame:
             .option("enforceSchema", False)
             .csv(path)
         )
-    present = _check_columns([c for c in df.columns if c != CORRUPT], spec, Path(path), require_target=False)
+    present = check_columns([c for c in df.columns if c != CORRUPT], spec, Path(path), require_target=False)
     return df.select(*present, *([CORRUPT] if CORRUPT in df.columns else []))
 
 
@@ -95,7 +98,6 @@ def score_dataframe(df: DataFrame, model_dir: str | Path, spec: DatasetSpec) -> 
     model_dir = Path(model_dir).resolve()
     spark.sparkContext.addFile(str(model_dir), recursive=True)
     name = model_dir.name
-    missing = set(spec.missing_values)
     id_name = spec.id
     features = set(spec.feature_names)
 
@@ -106,12 +108,11 @@ def score_dataframe(df: DataFrame, model_dir: str | Path, spec: DatasetSpec) -> 
         for pdf in batches:
             corrupt = pdf.pop(CORRUPT) if CORRUPT in pdf.columns else pd.Series([None] * len(pdf))
             malformed = corrupt.notna().to_numpy()
-            # The missing-value tokens of the file become nulls, as the local reader makes them.
-            text = pdf.apply(lambda col: col.where(~col.isin(missing)) if col.dtype == object else col)
-            table = pa.Table.from_pandas(text[~malformed].reset_index(drop=True), preserve_index=False)
-            frame, _, problems = convert_table(table, spec, first_line=0, require_target=False)
-            pds = model.predict(frame) if len(frame) else np.empty(0)
-            out = [pd.DataFrame({id_name: frame[id_name].astype(object), "pd": pds, "column": None, "reason": None})]
+            # Missing-value tokens, text columns and value checks: the local reader's own rules.
+            table = pa.Table.from_pandas(pdf[~malformed].reset_index(drop=True), preserve_index=False)
+            batch, _, problems = read_table(table, spec, first_line=0)
+            pds = model.predict(batch) if len(batch) else np.empty(0)
+            out = [pd.DataFrame({id_name: batch.ids, "pd": pds, "column": None, "reason": None})]
             if problems or malformed.any():
                 bad_ids = [p.id for p in problems] + list(pdf.loc[malformed, id_name])
                 out.append(
@@ -173,8 +174,6 @@ def score_file_spark(
                     scored += len(ids)
                     ids, pds = [], []
             else:
-                from ..data import RowProblem
-
                 if strict:
                     raise DataError(row["reason"], path=input_path, column=row["column"])
                 refused.write([RowProblem(0, row["column"], row["reason"], row[spec.id])])

@@ -1,86 +1,97 @@
-"""Reading request bodies: JSON only, bounded in size, validated in one pass.
+"""``/predict`` as a BentoML API, for adaptive batching (``KLARNA_PD_ADAPTIVE_BATCHING=true``).
 
-:func:`predict_input_spec` makes the input model of the batchable ``/predict`` API: BentoML's
-default would validate with pydantic too, but answer 400 with messages that omit the offending
-values. Ours validates the same types in one pass, answers 415/413/400/422 as fits, and names the
-field and the value.
+The gateway (:mod:`.gateway`) has already read, checked and parsed the request; it leaves the
+:class:`~.applicants.Applicants` in the request scope and hands the request to this API. The
+input model's ``from_http_request`` picks them up and gives the API one *slot* per applicant,
+``(Applicants, position)``: slots are what BentoML's batcher concatenates and splits, so a merged
+batch is runs of slots from several requests, each already validated. :func:`predict_batch`
+scores a merged batch with one model call; if that call fails, each request is scored on its own
+and only a request that fails alone is marked failed (the gateway answers it with a 500).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 from pydantic import Field, create_model
-from starlette.requests import Request
 
-from ..schema import RequestError, Schema
-from .errors import stash
+from ..data.batch import Batch
+from .applicants import Applicants
+from .scorer import Scorer
 
+logger = logging.getLogger("klarna_pd.serving")
 
-def _check_content_type(request: Request) -> None:
-    raw = request.headers.get("content-type")
-    if raw is None:
-        return  # no header: take the body as JSON, as curl users often send it
-    media = raw.split(";")[0].strip().lower()
-    if media != "application/json" and not media.endswith("+json"):
-        raise RequestError(415, f"expected Content-Type application/json, got {raw!r}")
+APPLICANTS_KEY = "klarna_pd.applicants"
+Slot = tuple[Applicants, int]
 
 
-async def read_body(request: Request, max_bytes: int) -> bytes:
-    """The request body, refused (413) past ``max_bytes`` without reading it all."""
-    _check_content_type(request)
-    declared = request.headers.get("content-length")
-    if declared is not None:
+def _runs(slots: Sequence[Slot]) -> list[tuple[Applicants, list[int]]]:
+    """Consecutive slots of one request, as (its applicants, the positions taken)."""
+    runs: list[tuple[Applicants, list[int]]] = []
+    for owner, i in slots:
+        if runs and runs[-1][0] is owner:
+            runs[-1][1].append(i)
+        else:
+            runs.append((owner, [i]))
+    return runs
+
+
+def _take(owner: Applicants, rows: list[int]) -> Applicants:
+    if len(rows) == len(owner) and rows == list(range(len(owner))):
+        return owner
+    index = np.array(rows)
+    return Applicants(owner.batch.take(index), [owner.reasons[r] for r in rows])
+
+
+def merge(slots: Sequence[Slot]) -> Applicants:
+    """One :class:`Applicants` of the slots, in order (runs from one request stay whole)."""
+    parts = [_take(owner, rows) for owner, rows in _runs(slots)]
+    if len(parts) == 1:
+        return parts[0]
+    return Applicants(Batch.concat([p.batch for p in parts]), [k for p in parts for k in p.reasons])
+
+
+def predict_batch(scorer: Scorer, slots: Sequence[Slot]) -> list[dict[str, Any]]:
+    """Results for merged slots, in order; a failure is confined to the request that causes it."""
+    try:
+        return scorer.score(merge(slots))
+    except Exception:
+        logger.exception("a merged batch failed; scoring its %d requests one by one", len(_runs(slots)))
+    results: list[dict[str, Any]] = []
+    for owner, rows in _runs(slots):
         try:
-            size = int(declared)
-        except ValueError:
-            raise RequestError(400, f"Content-Length must be a number, got {declared!r}") from None
-        if size > max_bytes:
-            raise RequestError(413, f"request body of {size:,} bytes is over the limit of {max_bytes:,} bytes")
-    chunks: list[bytes] = []
-    total = 0
-    async for chunk in request.stream():
-        total += len(chunk)
-        if total > max_bytes:
-            raise RequestError(413, f"request body is over the limit of {max_bytes:,} bytes")
-        chunks.append(chunk)
-    body = b"".join(chunks)
-    if not body.strip():
-        raise RequestError(400, "empty request body; expected a JSON object")
-    return body
+            results.extend(scorer.score(_take(owner, rows)))
+        except Exception as exc:
+            logger.exception("a request failed inside a merged batch")
+            owner.error = f"{type(exc).__name__}: {exc}"
+            results.extend({"pd": float("nan")} for _ in rows)
+    return results
 
 
-def predict_input_spec(
-    schema: Schema, max_body_bytes: int, base: type, unavailable: Callable[[], str | None] = lambda: None
-) -> type:
+def predict_input_spec(applicant_type: type, base: type, *, max_applicants: int) -> type:
     """The input model of ``predict(self, applicants: list[Applicant])``.
 
     Args:
-        schema: the request types of the served model.
-        max_body_bytes: the largest body accepted.
+        applicant_type: the documented type of one applicant (OpenAPI only).
         base: BentoML's ``IODescriptor`` class.
-        unavailable: returns why no model can score right now (answered with 503), or None.
+        max_applicants: the most applicants per request (documented).
     """
     fields: dict[str, Any] = {
         "applicants": (
-            list[schema.applicant],  # type: ignore[name-defined]
-            Field(min_length=1, max_length=schema.max_applicants, description="applicants to score, results in the same order"),
+            list[applicant_type],  # type: ignore[valid-type]
+            Field(min_length=1, max_length=max_applicants, description="applicants to score, results in the same order"),
         )
     }
     model = create_model("PredictInput", __base__=base, **fields)
 
-    async def from_http_request(cls, request: Request, serde: Any) -> Any:
-        try:
-            reason = unavailable()
-            if reason is not None:
-                raise RequestError(503, reason)
-            body = await read_body(request, max_body_bytes)
-            applicants = schema.validate_many_json(body)
-        except RequestError as exc:
-            raise stash(request.scope, exc) from None
-        # Already validated: construct without a second pass.
-        return cls.model_construct(applicants=applicants)
+    async def from_http_request(cls, request, serde: Any) -> Any:
+        applicants = request.scope.get(APPLICANTS_KEY)
+        if applicants is None:
+            raise RuntimeError("the predict API takes requests from the gateway only (klarna_pd.serving.gateway)")
+        return cls.model_construct(applicants=[(applicants, i) for i in range(len(applicants))])
 
     model.from_http_request = classmethod(from_http_request)
     return model

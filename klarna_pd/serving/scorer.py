@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from ..model import PDModel
-from ..schema import REASONS_FIELD
 from . import monitoring
+from .applicants import REASONS_FIELD, Applicants
 from .drift import DriftMonitor
 
 
 class Scorer:
-    """Scores validated applicant records with a loaded model.
+    """Scores validated applicants with a loaded model.
 
     Args:
         model: the PD model.
         info: what ``/metadata`` reports besides the model's own metrics (tag, creation time, ...).
+        drift: the live drift window, if monitoring is on.
     """
 
     def __init__(self, model: PDModel, info: dict[str, Any], drift: DriftMonitor | None = None) -> None:
@@ -27,31 +27,34 @@ class Scorer:
         self.id_field = model.spec.id
         self.drift = drift
 
-    def score(self, applicants: Sequence[dict[str, Any]], *, endpoint: str = "predict") -> list[dict[str, Any]]:
+    def score(self, applicants: Applicants, *, endpoint: str = "predict") -> list[dict[str, Any]]:
         """One result per applicant, in order: ``pd``, the id if given, ``reasons`` if asked for."""
         matrix, pds = self._predict(applicants, endpoint)
-        results: list[dict[str, Any]] = [{"pd": float(p)} for p in pds]
-        wanted = [i for i, a in enumerate(applicants) if a.get(REASONS_FIELD)]
+        results: list[dict[str, Any]] = [{"pd": p} for p in pds.tolist()]
+        wanted = [i for i, k in enumerate(applicants.reasons) if k]
         if wanted:
-            k = max(int(applicants[i][REASONS_FIELD]) for i in wanted)
-            reasons = self.model.reasons(matrix[wanted], k)
+            reasons = self.model.reasons(matrix[wanted], max(applicants.reasons[i] for i in wanted))
             for i, r in zip(wanted, reasons):
-                results[i]["reasons"] = r[: int(applicants[i][REASONS_FIELD])]
-        id_field = self.id_field
-        for a, res in zip(applicants, results):
-            ident = a.get(id_field)
-            if ident is not None:
-                res[id_field] = ident
+                results[i][REASONS_FIELD] = r[: applicants.reasons[i]]
+        ids = applicants.batch.ids
+        if ids is not None:
+            for ident, res in zip(ids.tolist(), results):
+                if ident is not None:
+                    res[self.id_field] = ident
         return results
 
-    def score_one(self, applicant: dict[str, Any], *, endpoint: str = "legacy") -> float:
-        return float(self._predict([applicant], endpoint)[1][0])
+    def score_batch(self, batch, *, endpoint: str = "predict") -> np.ndarray:
+        """PDs of typed rows (columnar requests: no reasons, no ids to echo)."""
+        return self._predict(Applicants(batch, []), endpoint)[1]
 
-    def _predict(self, applicants: Sequence[dict[str, Any]], endpoint: str) -> tuple[np.ndarray, np.ndarray]:
+    def score_one(self, applicants: Applicants, *, endpoint: str = "legacy") -> float:
+        return float(self._predict(applicants, endpoint)[1][0])
+
+    def _predict(self, applicants: Applicants, endpoint: str) -> tuple[np.ndarray, np.ndarray]:
         """Encoded rows and their PDs, recorded for /metrics and the drift window."""
-        matrix = self.model.encode(applicants, validated=True)
+        matrix = self.model.encoder.encode(applicants.batch)
         # One thread: requests are small and the server's workers already use the cores.
-        pds = self.model.predict_encoded(matrix, num_threads=1)
+        pds = self.model.predict_matrix(matrix, num_threads=1)
         monitoring.observe_pds(endpoint, pds)
         if self.drift is not None:
             self.drift.observe(matrix, pds)
@@ -68,7 +71,6 @@ class Scorer:
                 "rows": m.get("rows"),
                 "calibration": {k: v for k, v in (m.get("calibration") or {}).items() if k in ("method", "before", "after")},
             },
-            "spec": self.model.spec.model_dump(mode="json"),
+            "spec": self.model.spec.to_dict(),
             "training_library_versions": m.get("library_versions"),
         }
-

@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from ..data import is_parquet
+from ..data.files import is_parquet
 from ..files import atomic_path
 from .facts import load_facts
 from .generator import generate_features

@@ -14,11 +14,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from klarna_pd.batch import score_file
-from klarna_pd.data import DataError, read_dataset
+from klarna_pd.data.batch import Batch
+from klarna_pd.data.files import read_dataset
+from klarna_pd.errors import DataError
 
-from ..conftest import ROOT
+from ..helpers.paths import ROOT
 
-pytestmark = [pytest.mark.batch, pytest.mark.slow]
+pytestmark = [pytest.mark.batch]
 
 
 def _read(path):
@@ -28,15 +30,15 @@ def _read(path):
 
 
 @pytest.fixture(scope="module")
-def expected(model, synthetic_small, klarna_spec):
+def expected(small_model, synthetic_small, klarna_spec):
     frame = read_dataset(synthetic_small, klarna_spec).frame
-    return pd.DataFrame({"uuid": frame["uuid"], "pd": model.predict(frame)})
+    return pd.DataFrame({"uuid": frame["uuid"], "pd": small_model.predict(Batch.from_frame(frame, klarna_spec))})
 
 
 @pytest.mark.parametrize("out_name", ["scores.csv", "scores.parquet", "scores.csv.gz"])
-def test_every_row_scored_in_order_with_the_library_pd(model, synthetic_small, expected, tmp_path, out_name):
+def test_every_row_scored_in_order_with_the_library_pd(small_model, synthetic_small, expected, tmp_path, out_name):
     out = tmp_path / out_name
-    summary = score_file(model, synthetic_small, out, chunk_bytes=1 << 18, progress=False)
+    summary = score_file(small_model, synthetic_small, out, chunk_bytes=1 << 18, progress=False)
     assert summary.rows_scored == 6_000 and summary.rows_rejected == 0 and summary.rejects is None
     if out_name.endswith(".gz"):
         assert gzip.decompress(out.read_bytes()).decode().splitlines()[0] == "uuid;pd"
@@ -47,13 +49,13 @@ def test_every_row_scored_in_order_with_the_library_pd(model, synthetic_small, e
     assert not list(tmp_path.glob(".*tmp"))
 
 
-def test_gzip_and_parquet_inputs(model, synthetic_small, klarna_spec, expected, tmp_path):
+def test_gzip_and_parquet_inputs(small_model, synthetic_small, klarna_spec, expected, tmp_path):
     gz = tmp_path / "in.csv.gz"
     gz.write_bytes(gzip.compress(synthetic_small.read_bytes()))
-    score_file(model, gz, tmp_path / "a.csv", progress=False)
+    score_file(small_model, gz, tmp_path / "a.csv", progress=False)
     frame = read_dataset(synthetic_small, klarna_spec).frame
     pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp_path / "in.parquet")
-    score_file(model, tmp_path / "in.parquet", tmp_path / "b.csv", progress=False)
+    score_file(small_model, tmp_path / "in.parquet", tmp_path / "b.csv", progress=False)
     for name in ("a.csv", "b.csv"):
         pd.testing.assert_frame_equal(_read(tmp_path / name), expected)
 
@@ -69,45 +71,45 @@ def _with_bad_rows(src, dst, spec):
     return lines
 
 
-def test_bad_rows_go_to_the_reject_file(model, synthetic_small, klarna_spec, expected, tmp_path):
+def test_bad_rows_go_to_the_reject_file(small_model, synthetic_small, klarna_spec, expected, tmp_path):
     src = tmp_path / "in.csv"
     lines = _with_bad_rows(synthetic_small, src, klarna_spec)
     out = tmp_path / "out.csv"
-    summary = score_file(model, src, out, progress=False)
+    summary = score_file(small_model, src, out, progress=False)
     assert (summary.rows_scored, summary.rows_rejected) == (5_998, 2)
     rejects = pd.read_csv(summary.rejects, sep=";")
     assert rejects["line"].tolist() == [11, 21]
     assert rejects["id"].iloc[0] == lines[10].split(";")[0].strip('"')
     assert rejects["column"].tolist() == ["age", "<row>"]
-    assert "expected a finite number, got 'forty'" in rejects["reason"].iloc[0]
+    assert "expected a finite number from 18 to 120, got 'forty'" in rejects["reason"].iloc[0]
     assert "expected 43 fields, got 40" in rejects["reason"].iloc[1]
     kept = expected.drop(index=[9, 19]).reset_index(drop=True)
     pd.testing.assert_frame_equal(_read(out), kept)
 
 
-def test_strict_stops_at_the_first_bad_row_and_writes_nothing(model, synthetic_small, klarna_spec, tmp_path):
+def test_strict_stops_at_the_first_bad_row_and_writes_nothing(small_model, synthetic_small, klarna_spec, tmp_path):
     src = tmp_path / "in.csv"
     _with_bad_rows(synthetic_small, src, klarna_spec)
     out = tmp_path / "out.csv"
     out.write_text("previous results\n")
-    with pytest.raises(DataError, match="line 11, column 'age': expected a finite number, got 'forty'"):
-        score_file(model, src, out, strict=True, progress=False)
+    with pytest.raises(DataError, match="line 11, column 'age': expected a finite number from 18 to 120, got 'forty'"):
+        score_file(small_model, src, out, strict=True, progress=False)
     assert out.read_text() == "previous results\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "out.csv"]
 
 
-def test_a_stale_reject_file_is_removed_by_a_clean_run(model, synthetic_small, tmp_path):
+def test_a_stale_reject_file_is_removed_by_a_clean_run(small_model, synthetic_small, tmp_path):
     out = tmp_path / "out.csv"
     stale = tmp_path / "out.csv.rejects.csv"
     stale.write_text("old rejects\n")
-    score_file(model, synthetic_small, out, progress=False)
+    score_file(small_model, synthetic_small, out, progress=False)
     assert not stale.exists()
 
 
-def test_cli_with_progress(trained, synthetic_small, expected, tmp_path):
+def test_cli_with_progress(small_trained, synthetic_small, expected, tmp_path):
     out = tmp_path / "out.parquet"
     proc = subprocess.run(
-        [sys.executable, "-m", "klarna_pd.batch", "--model", trained.model_tag, "--input", str(synthetic_small),
+        [sys.executable, "-m", "klarna_pd.batch", "--model", small_trained.model_tag, "--input", str(synthetic_small),
          "--output", str(out), "--chunk-mb", "1"],
         cwd=ROOT, capture_output=True, text=True,
     )
@@ -131,11 +133,11 @@ def test_cli_refuses_bad_flags(tmp_path, args, needle):
     assert proc.returncode == 2 and needle in proc.stderr
 
 
-def test_cli_reports_a_missing_model_or_input(trained, tmp_path):
+def test_cli_reports_a_missing_model_or_input(small_trained, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "klarna_pd.batch", "--model", "klarna-pd:nosuchversion",
                            "--input", "in.csv", "--output", str(tmp_path / "o.csv")], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 1 and "klarna-pd:nosuchversion" in proc.stderr
-    proc = subprocess.run([sys.executable, "-m", "klarna_pd.batch", "--model", trained.model_tag,
+    proc = subprocess.run([sys.executable, "-m", "klarna_pd.batch", "--model", small_trained.model_tag,
                            "--input", str(tmp_path / "none.csv"), "--output", str(tmp_path / "o.csv")],
                           cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 1 and "file not found" in proc.stderr
@@ -158,15 +160,15 @@ def spark():
     s.stop()
 
 
-def test_spark_gives_the_same_pds_to_the_last_digit(spark, trained, model, synthetic_small, klarna_spec, tmp_path):
+def test_spark_gives_the_same_pds_to_the_last_digit(spark, small_trained, small_model, synthetic_small, klarna_spec, tmp_path):
     import bentoml
 
     from klarna_pd.batch.spark import score_file_spark
 
     src = tmp_path / "in.csv"
     _with_bad_rows(synthetic_small, src, klarna_spec)
-    model_dir = bentoml.models.get(trained.model_tag).path
-    local = score_file(model, src, tmp_path / "local.csv", progress=False)
+    model_dir = bentoml.models.get(small_trained.model_tag).path
+    local = score_file(small_model, src, tmp_path / "local.csv", progress=False)
     remote = score_file_spark(model_dir, klarna_spec, str(src), tmp_path / "spark.csv")
     assert (remote.rows_scored, remote.rows_rejected) == (local.rows_scored, local.rows_rejected) == (5_998, 2)
     assert (tmp_path / "spark.csv").read_bytes() == (tmp_path / "local.csv").read_bytes()
@@ -174,32 +176,32 @@ def test_spark_gives_the_same_pds_to_the_last_digit(spark, trained, model, synth
     assert set(rejects["column"]) == {"age", "<row>"}
 
 
-def test_spark_dataframe_function(spark, trained, model, expected, synthetic_small, klarna_spec):
+def test_spark_dataframe_function(spark, small_trained, small_model, expected, synthetic_small, klarna_spec):
     import bentoml
 
     from klarna_pd.batch.spark import read_text, score_dataframe
 
     df = read_text(spark, str(synthetic_small), klarna_spec)
-    out = score_dataframe(df, bentoml.models.get(trained.model_tag).path, klarna_spec).toPandas()
+    out = score_dataframe(df, bentoml.models.get(small_trained.model_tag).path, klarna_spec).toPandas()
     assert out["reason"].isna().all()
     got = out[["uuid", "pd"]].set_index("uuid").loc[expected["uuid"], "pd"].to_numpy()
     np.testing.assert_array_equal(got, expected["pd"].to_numpy())
 
 
-def test_spark_writes_cluster_sized_output_itself(spark, trained, expected, synthetic_small, klarna_spec, tmp_path):
+def test_spark_writes_cluster_sized_output_itself(spark, small_trained, expected, synthetic_small, klarna_spec, tmp_path):
     import bentoml
 
     from klarna_pd.batch.spark import score_file_spark
 
     out = f"file://{tmp_path}/scores.parquet"
-    summary = score_file_spark(bentoml.models.get(trained.model_tag).path, klarna_spec, str(synthetic_small), out)
+    summary = score_file_spark(bentoml.models.get(small_trained.model_tag).path, klarna_spec, str(synthetic_small), out)
     assert summary.rows_scored == 6_000 and summary.rejects is None
     assert (tmp_path / "scores.parquet" / "_SUCCESS").exists()
     got = pq.read_table(tmp_path / "scores.parquet").to_pandas().set_index("uuid").loc[expected["uuid"], "pd"]
     np.testing.assert_array_equal(got.to_numpy(), expected["pd"].to_numpy())
 
 
-def test_spark_submit_runs_the_documented_entry_point(spark, trained, expected, synthetic_small, tmp_path):
+def test_spark_submit_runs_the_documented_entry_point(spark, small_trained, expected, synthetic_small, tmp_path):
     """The README's spark-submit command, with a local master instead of YARN."""
     import bentoml
 
@@ -208,7 +210,7 @@ def test_spark_submit_runs_the_documented_entry_point(spark, trained, expected, 
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
     proc = subprocess.run(
         [str(submit), "--master", "local[1]", "--conf", "spark.ui.enabled=false", str(ROOT / "scripts" / "spark_batch.py"),
-         "--engine", "spark", "--model", bentoml.models.get(trained.model_tag).path, "--input", str(synthetic_small),
+         "--engine", "spark", "--model", bentoml.models.get(small_trained.model_tag).path, "--input", str(synthetic_small),
          "--output", str(out)],
         cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300,
     )

@@ -13,7 +13,7 @@ import pytest
 
 from klarna_pd.cluster.__main__ import main
 
-from ..conftest import ROOT
+from ..helpers.paths import ROOT
 from ..deploy.test_chart import VARIANTS, _values, render
 from .fake_api import FakeAPI, with_status
 

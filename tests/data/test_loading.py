@@ -10,10 +10,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from klarna_pd.data import DataError, DataWarning, iter_chunks, read_dataset
+from klarna_pd.data.files import DataWarning, iter_chunks, read_dataset
+from klarna_pd.errors import DataError
 from klarna_pd.spec import load_spec
 
-from ..conftest import ROOT, UCI
+from ..helpers.paths import ROOT, UCI
 
 pytestmark = pytest.mark.data
 
@@ -102,8 +103,8 @@ def test_the_synthetic_file_reads_typed(synthetic_small, klarna_spec):
     assert f["has_paid"].isin([0.0, 1.0]).all()
     assert f["merchant_group"].map(type).eq(str).all()
     assert len(ds.labelled()) + len(ds.unlabelled()) == 6_000
-    assert ds.unlabelled()["default"].isna().all()
-    assert set(ds.labelled()["default"]) <= {0.0, 1.0}
+    assert np.isnan(ds.unlabelled().target).all()
+    assert set(ds.labelled().target) <= {0.0, 1.0}
 
 
 def test_gzip_and_parquet_read_the_same(synthetic_small, klarna_spec, tmp_path):
@@ -143,13 +144,13 @@ def test_empty_fields_are_missing(good_lines, klarna_spec, tmp_path):
 # (mutation of the good file, expected line, expected column, text the message must hold)
 CASES = {
     "text in a numeric column": (lambda L, s: [L[0], L[1], _replace_field(L[2], s.columns.index("age"), "abc")],
-                                 3, "age", "expected a finite number, got 'abc'"),
+                                 3, "age", "expected a finite number from 18 to 120, got 'abc'"),
     "NaN token in a numeric column": (lambda L, s: [L[0], _replace_field(L[1], s.columns.index("age"), "nan")],
                                       2, "age", "got 'nan'"),
     "target outside 0/1": (lambda L, s: [L[0], L[1], L[2], _replace_field(L[3], 1, "2")],
                            4, "default", "expected 0, 1 or missing ('NA'/''), got '2'"),
     "non-integer code": (lambda L, s: [L[0], _replace_field(L[1], s.columns.index("account_status"), "1.5")],
-                         2, "account_status", "expected an integer code, got '1.5'"),
+                         2, "account_status", "expected an integer code of at least 0, got '1.5'"),
     "bad boolean": (lambda L, s: [L[0], _replace_field(L[1], s.columns.index("has_paid"), "yes")],
                     2, "has_paid", "expected one of ["),
     "missing id": (lambda L, s: [L[0], _replace_field(L[1], 0, "NA")], 2, "uuid", "the id is missing"),
@@ -237,5 +238,5 @@ def test_train_writes_nothing_on_bad_data(good_lines, klarna_spec, tmp_path):
         cwd=ROOT, capture_output=True, text=True,
     )
     assert proc.returncode == 2
-    assert "line 2, column 'age': expected a finite number, got 'x'" in proc.stderr
+    assert "line 2, column 'age': expected a finite number from 18 to 120, got 'x'" in proc.stderr
     assert not out.exists()

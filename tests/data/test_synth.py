@@ -12,12 +12,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from klarna_pd import metrics
-from klarna_pd.data import read_dataset
+from klarna_pd.training import metrics
+from klarna_pd.data.files import read_dataset
 from klarna_pd.synth import expected_auc, write_synthetic
 from klarna_pd.synth.facts import load_facts
 
-from ..conftest import PROFILE, ROOT
+from ..helpers.paths import PROFILE, ROOT
 
 pytestmark = pytest.mark.data
 

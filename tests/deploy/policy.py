@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ..conftest import ROOT
+from ..helpers.paths import ROOT
 
 #: A current EKS version: rendered objects must validate against its schemas.
 KUBE_VERSION = "1.35.0"

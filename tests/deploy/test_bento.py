@@ -8,16 +8,17 @@ import httpx
 import pytest
 import yaml
 
-from ..conftest import ROOT, start_server, stop_server, wait_ready
+from ..helpers.paths import ROOT
+from ..helpers.servers import start_server, stop_server, wait_ready
 
-pytestmark = [pytest.mark.deploy, pytest.mark.slow]
+pytestmark = [pytest.mark.deploy]
 
 
 @pytest.fixture(scope="module")
-def bento_tag(trained, bentoml_home):
+def bento_tag(small_trained, bentoml_home):
     proc = subprocess.run(
         [sys.executable, "-m", "bentoml", "build", "-o", "tag"],
-        cwd=ROOT, env={**os.environ, "KLARNA_PD_MODEL_TAG": trained.model_tag}, capture_output=True, text=True,
+        cwd=ROOT, env={**os.environ, "KLARNA_PD_MODEL_TAG": small_trained.model_tag}, capture_output=True, text=True,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     tag = proc.stdout.strip().rsplit("__tag__:", 1)[-1]
@@ -25,12 +26,12 @@ def bento_tag(trained, bentoml_home):
     return tag
 
 
-def test_the_bento_packs_the_service_the_package_and_the_model(bento_tag, trained, bentoml_home):
+def test_the_bento_packs_the_service_the_package_and_the_model(bento_tag, small_trained, bentoml_home):
     name, version = bento_tag.split(":")
     root = bentoml_home / "bentos" / name / version
     info = yaml.safe_load((root / "bento.yaml").read_text())
     assert info["service"] == "service:KlarnaPD"
-    assert [m["tag"] for m in info["services"][0]["models"]] == [trained.model_tag]
+    assert [m["tag"] for m in info["services"][0]["models"]] == [small_trained.model_tag]
     assert (root / "src" / "klarna_pd" / "specs" / "klarna.yaml").exists()
     assert (root / "src" / "klarna_pd" / "resources" / "klarna_facts.json").exists()
     assert not (root / "src" / "tests").exists()
@@ -40,13 +41,13 @@ def test_the_bento_packs_the_service_the_package_and_the_model(bento_tag, traine
     assert "USER bentoml" in dockerfile  # the image runs as non-root
 
 
-def test_the_built_bento_serves(bento_tag, model, sample_records):
+def test_the_built_bento_serves(bento_tag, small_model, sample_records):
     proc, url = start_server(bento_tag, cwd=ROOT.parent)  # from elsewhere: nothing from the checkout
     try:
         wait_ready(url)
         _, records = sample_records
         resp = httpx.post(f"{url}/predict", json={"applicants": records[:10]}, timeout=30)
         assert resp.status_code == 200
-        assert [r["pd"] for r in resp.json()] == model.predict(records[:10]).tolist()
+        assert [r["pd"] for r in resp.json()] == small_model.predict_records(records[:10]).tolist()
     finally:
         stop_server(proc)

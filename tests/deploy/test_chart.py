@@ -6,7 +6,7 @@ import helm_python as helm
 import pytest
 import yaml
 
-from ..conftest import ROOT
+from ..helpers.paths import ROOT
 from .policy import KUBE_VERSION, documents, run_checkov, validate
 
 pytestmark = pytest.mark.deploy

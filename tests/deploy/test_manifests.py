@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from ..conftest import ROOT
+from ..helpers.paths import ROOT
 from .policy import documents, run_checkov, validate
 
 pytestmark = pytest.mark.deploy

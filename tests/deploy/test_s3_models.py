@@ -11,12 +11,15 @@ import httpx
 import numpy as np
 import pytest
 
-from klarna_pd.remote import RemoteError, pull, push
-from klarna_pd.store import load_directory
+from klarna_pd.data.batch import Batch
+from klarna_pd.errors import RemoteError
+from klarna_pd.store.records import load_directory
+from klarna_pd.store.s3 import pull, push
 
-from ..conftest import ROOT, free_port, start_server, stop_server, wait_ready
+from ..helpers.paths import ROOT
+from ..helpers.servers import free_port, start_server, stop_server, wait_ready
 
-pytestmark = [pytest.mark.deploy, pytest.mark.slow]
+pytestmark = [pytest.mark.deploy]
 
 BUCKET = "models-test"
 
@@ -54,24 +57,24 @@ def s3_endpoint():
 
 
 @pytest.fixture(scope="module")
-def pushed(s3_endpoint, trained):
-    return push(trained.model_tag, f"s3://{BUCKET}/models", log=lambda *_: None)
+def pushed(s3_endpoint, small_trained):
+    return push(small_trained.model_tag, f"s3://{BUCKET}/models", log=lambda *_: None)
 
 
-def test_push_writes_files_and_a_manifest_last(pushed, trained):
-    name, version = trained.model_tag.split(":")
+def test_push_writes_files_and_a_manifest_last(pushed, small_trained):
+    name, version = small_trained.model_tag.split(":")
     assert pushed == f"s3://{BUCKET}/models/{name}/{version}"
     keys = {o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket=BUCKET, Prefix="models/")["Contents"]}
     prefix = f"models/{name}/{version}/"
     assert {prefix + f for f in ("manifest.json", "model.yaml", "booster.txt", "encoder.json", "calibrator.json")} <= keys
 
 
-def test_pull_into_a_directory_verifies_and_predicts_the_same(pushed, model, tmp_path, sample_records):
+def test_pull_into_a_directory_verifies_and_predicts_the_same(pushed, small_model, tmp_path, sample_records):
     dest = tmp_path / "model"
     tag = pull(pushed, dest=dest, log=lambda *_: None)
-    assert tag == str(model.metrics["model_tag"])
+    assert tag == str(small_model.metrics["model_tag"])
     frame, _ = sample_records
-    np.testing.assert_array_equal(load_directory(dest).predict(frame), model.predict(frame))
+    np.testing.assert_array_equal(load_directory(dest).predict(Batch.from_frame(frame, small_model.spec)), small_model.predict(Batch.from_frame(frame, small_model.spec)))
 
 
 def _tamper(pushed: str, name: str, data: bytes | None) -> None:
@@ -84,9 +87,9 @@ def _tamper(pushed: str, name: str, data: bytes | None) -> None:
 
 
 @pytest.fixture()
-def repushed(s3_endpoint, trained):
+def repushed(s3_endpoint, small_trained):
     """A fresh copy of the model under its own prefix, free to be damaged."""
-    return push(trained.model_tag, f"s3://{BUCKET}/damaged-{time.monotonic_ns()}", log=lambda *_: None)
+    return push(small_trained.model_tag, f"s3://{BUCKET}/damaged-{time.monotonic_ns()}", log=lambda *_: None)
 
 
 @pytest.mark.parametrize(
@@ -125,11 +128,11 @@ def test_a_consistent_rewrite_is_still_caught_by_the_models_own_record(repushed,
         pull(repushed, dest=tmp_path / "model", log=lambda *_: None)
 
 
-def test_missing_bucket_and_unreachable_s3(s3_endpoint, trained, tmp_path, monkeypatch):
+def test_missing_bucket_and_unreachable_s3(s3_endpoint, small_trained, tmp_path, monkeypatch):
     with pytest.raises(RemoteError, match="bucket 'no-such-bucket' does not exist"):
         pull("s3://no-such-bucket/models/klarna-pd/v1", dest=tmp_path / "m", log=lambda *_: None)
     with pytest.raises(RemoteError, match="bucket 'no-such-bucket' does not exist"):
-        push(trained.model_tag, "s3://no-such-bucket/models", log=lambda *_: None)
+        push(small_trained.model_tag, "s3://no-such-bucket/models", log=lambda *_: None)
     monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
     with pytest.raises(RemoteError, match="cannot reach S3"):
@@ -137,7 +140,7 @@ def test_missing_bucket_and_unreachable_s3(s3_endpoint, trained, tmp_path, monke
     assert not (tmp_path / "m").exists()
 
 
-def test_unreachable_s3_leaves_the_previous_model_in_place(pushed, model, tmp_path, monkeypatch, sample_records):
+def test_unreachable_s3_leaves_the_previous_model_in_place(pushed, small_model, tmp_path, monkeypatch, sample_records):
     """A pod restarting while S3 is down keeps (and can serve) the model it pulled before."""
     dest = tmp_path / "model"
     pull(pushed, dest=dest, log=lambda *_: None)
@@ -148,18 +151,18 @@ def test_unreachable_s3_leaves_the_previous_model_in_place(pushed, model, tmp_pa
         pull(pushed, dest=dest, log=lambda *_: None)
     assert {p.name: p.read_bytes() for p in dest.iterdir()} == before
     _, records = sample_records
-    np.testing.assert_array_equal(load_directory(dest).predict(records), model.predict(records))
+    np.testing.assert_array_equal(load_directory(dest).predict_records(records), small_model.predict_records(records))
 
 
-def test_pull_into_the_local_store(pushed, trained, tmp_path, s3_endpoint):
+def test_pull_into_the_local_store(pushed, small_trained, tmp_path, s3_endpoint):
     """Into a fresh model store (another BENTOML_HOME), through the CLI."""
     home = tmp_path / "bentoml"
     env = {**os.environ, **s3_endpoint[1], "BENTOML_HOME": str(home)}
     proc = subprocess.run([sys.executable, "-m", "klarna_pd.store", "pull", pushed], cwd=ROOT, env=env,
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == trained.model_tag
-    verify = subprocess.run([sys.executable, "-m", "klarna_pd.store", "verify", trained.model_tag], cwd=ROOT, env=env,
+    assert proc.stdout.strip() == small_trained.model_tag
+    verify = subprocess.run([sys.executable, "-m", "klarna_pd.store", "verify", small_trained.model_tag], cwd=ROOT, env=env,
                             capture_output=True, text=True)
     assert verify.returncode == 0 and "every file matches" in verify.stdout
     again = subprocess.run([sys.executable, "-m", "klarna_pd.store", "pull", pushed], cwd=ROOT, env=env,
@@ -186,7 +189,7 @@ def test_cli_errors_are_one_line(s3_endpoint, tmp_path):
     assert proc.stderr.strip() == "error: expected an s3://bucket/prefix URI, got 'http://not-s3/x'"
 
 
-def test_the_server_serves_a_pulled_model(pushed, model, tmp_path, sample_records):
+def test_the_server_serves_a_pulled_model(pushed, small_model, tmp_path, sample_records):
     """What the chart's init container does: pull into a directory, serve it with KLARNA_PD_MODEL_DIR."""
     dest = tmp_path / "pulled"
     pull(pushed, dest=dest, log=lambda *_: None)
@@ -195,8 +198,8 @@ def test_the_server_serves_a_pulled_model(pushed, model, tmp_path, sample_record
         wait_ready(url)
         _, records = sample_records
         resp = httpx.post(f"{url}/predict", json={"applicants": records[:20]}, timeout=30)
-        assert [r["pd"] for r in resp.json()] == model.predict(records[:20]).tolist()
+        assert [r["pd"] for r in resp.json()] == small_model.predict_records(records[:20]).tolist()
         meta = httpx.get(f"{url}/metadata").json()
-        assert meta["source"] == str(dest) and meta["model_tag"] == model.metrics["model_tag"]
+        assert meta["source"] == str(dest) and meta["model_tag"] == small_model.metrics["model_tag"]
     finally:
         stop_server(proc)

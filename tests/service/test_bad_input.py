@@ -8,7 +8,7 @@ import pytest
 
 from .test_service import JSON, post
 
-pytestmark = [pytest.mark.service, pytest.mark.slow]
+pytestmark = [pytest.mark.service]
 
 PREDICT, LEGACY = "/predict", "/estimate-default-probability"
 
@@ -19,27 +19,27 @@ def _nested(depth: int) -> bytes:
 
 CASES = {
     # name: (path, body, headers, status, message fragment)
-    "malformed JSON": (PREDICT, b'{"applicants": [', JSON, 400, "malformed JSON: Invalid JSON: EOF while parsing"),
+    "malformed JSON": (PREDICT, b'{"applicants": [', JSON, 400, "malformed JSON: EOF while parsing"),
     "wrong content type": (PREDICT, b'{"applicants": [{}]}', {"content-type": "text/csv"}, 415,
-                           "expected Content-Type application/json, got 'text/csv'"),
-    "array where the request object belongs": (PREDICT, b'[{"age": 3}]', JSON, 422, "expected a JSON object, got [{'age': 3}]"),
+                           "expected Content-Type application/json or application/vnd.apache.arrow.stream, got 'text/csv'"),
+    "array where the request object belongs": (PREDICT, b'[{"age": 3}]', JSON, 422, "expected a JSON object {'applicants': [...]}, got [{'age': 3}]"),
     "object where the applicant list belongs": (PREDICT, b'{"applicants": {"age": 3}}', JSON, 422,
                                                 "applicants: expected a list of applicant objects, got {'age': 3}"),
-    "array where the legacy applicant belongs": (LEGACY, b'[{"age": 3}]', JSON, 422, "expected a JSON object, got [{'age': 3}]"),
+    "array where the legacy applicant belongs": (LEGACY, b'[{"age": 3}]', JSON, 422, "expected one applicant as a JSON object, got [{'age': 3}]"),
     "NaN token": (PREDICT, b'{"applicants": [{"age": NaN}]}', JSON, 400,
                   "malformed JSON: NaN is not a JSON value; send null for a missing value"),
     "Infinity token in a text field": (PREDICT, b'{"applicants": [{"merchant_group": Infinity}]}', JSON, 400,
                                        "malformed JSON: Infinity is not a JSON value"),
     "1e309 overflows to infinity": (PREDICT, b'{"applicants": [{"age": 1e309}]}', JSON, 422,
-                                    "applicants[0].age: expected a finite number or null for 'age', got inf"),
-    "-1e400": (LEGACY, b'{"age": -1e400}', JSON, 422, "age: expected a finite number or null for 'age', got -inf"),
+                                    "applicants[0].age: expected a finite number from 18 to 120 or null, got inf"),
+    "-1e400": (LEGACY, b'{"age": -1e400}', JSON, 422, "age: expected a finite number from 18 to 120 or null, got -inf"),
     "huge string": (PREDICT, b'{"applicants": [{"merchant_category": "' + b"x" * 1_000_000 + b'"}]}', JSON, 422,
-                    "applicants[0].merchant_category: expected a string or null of at most 200 characters, got 1000000 characters"),
+                    "applicants[0].merchant_category: expected a text of at most 200 characters or an integer or null, got 1000000 characters"),
     "deeply nested value": (PREDICT, b'{"applicants": [{"age": ' + _nested(5_000) + b"}]}", JSON, 400,
-                            "malformed JSON: Invalid JSON: recursion limit exceeded"),
+                            "malformed JSON: recursion limit exceeded"),
     "deeply nested legacy body": (LEGACY, b'{"age": ' + _nested(5_000) + b"}", JSON, 400, "recursion limit exceeded"),
     "object in a text field": (PREDICT, b'{"applicants": [{"merchant_group": {"a": 1}}]}', JSON, 422,
-                               "applicants[0].merchant_group: expected a string or null for 'merchant_group', got {'a': 1}"),
+                               "applicants[0].merchant_group: expected a text of at most 200 characters or an integer or null, got {'a': 1}"),
     "20 MB body": (PREDICT, b" " * 20_000_000, JSON, 413, "request body of 20,000,000 bytes is over the limit of 16,777,216 bytes"),
     "empty batch": (PREDICT, b'{"applicants": []}', JSON, 422, "expected at least one applicant"),
     "empty body": (PREDICT, b"", JSON, 400, "empty request body; expected a JSON object"),
@@ -68,7 +68,7 @@ def test_bad_input_matrix(server, case):
 def test_batch_over_the_limit(server):
     resp = post(server, PREDICT, {"applicants": [{}] * 10_001})
     assert resp.status_code == 422
-    assert "applicants: expected at most 10000 applicants per request, got 10001" in resp.json()["message"]
+    assert "applicants: expected at most 10000 applicants per request" in resp.json()["message"]
 
 
 def test_colons_inside_strings_are_not_mistaken_for_duplicates(server):
@@ -76,13 +76,13 @@ def test_colons_inside_strings_are_not_mistaken_for_duplicates(server):
     assert resp.status_code == 200, resp.text
 
 
-def test_unicode_category_names_are_scored_as_unseen_levels(server, model):
+def test_unicode_category_names_are_scored_as_unseen_levels(server, small_model):
     applicant = {"merchant_group": "Électronique 🎧", "merchant_category": "Ψηφιακά αγαθά", "age": 40}
     resp = post(server, PREDICT, {"applicants": [applicant]})
     assert resp.status_code == 200, resp.text
-    assert resp.json()[0]["pd"] == float(model.predict([applicant])[0])
+    assert resp.json()[0]["pd"] == float(small_model.predict_records([applicant])[0])
     other = {**applicant, "merchant_group": "__never_seen__", "merchant_category": "__never_seen__"}
-    assert resp.json()[0]["pd"] == float(model.predict([other])[0])
+    assert resp.json()[0]["pd"] == float(small_model.predict_records([other])[0])
 
 
 def test_still_ready_after_the_matrix(server):

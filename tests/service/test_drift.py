@@ -7,10 +7,11 @@ import httpx
 import numpy as np
 import pytest
 
-from klarna_pd.data import read_dataset
+from klarna_pd.data.files import read_dataset
 from klarna_pd.serving.drift import DriftMonitor
 
-from ..conftest import records_of, start_server, stop_server, wait_ready
+from ..helpers.records import records_of
+from ..helpers.servers import start_server, stop_server, wait_ready
 from .test_service import post
 
 WINDOW = 4_000
@@ -34,12 +35,13 @@ def _send(url: str, records: list[dict]) -> None:
 
 @pytest.mark.service
 @pytest.mark.slow
-def test_psi_gauges_stay_low_for_training_like_traffic_and_rise_for_shifted(trained, synthetic_full, klarna_spec):
-    frame = read_dataset(synthetic_full[0], klarna_spec).labelled().sample(WINDOW, random_state=3)
+def test_psi_gauges_stay_low_for_training_like_traffic_and_rise_for_shifted(small_trained, synthetic_small, klarna_spec):
+    frame = read_dataset(synthetic_small, klarna_spec).frame
+    frame = frame[frame[klarna_spec.target].notna()].sample(WINDOW, random_state=3)
     like_training = records_of(frame, klarna_spec)
-    shifted = [{**r, "age": (r["age"] or 30) + 25, "account_worst_status_0_3m": 4,
+    shifted = [{**r, "age": min((r["age"] or 30) + 25, 120), "account_worst_status_0_3m": 4,
                 "merchant_category": "Spaceships"} for r in like_training]
-    env = {"KLARNA_PD_MODEL_TAG": trained.model_tag, "KLARNA_PD_DRIFT_WINDOW": str(WINDOW),
+    env = {"KLARNA_PD_MODEL_TAG": small_trained.model_tag, "KLARNA_PD_DRIFT_WINDOW": str(WINDOW),
            "KLARNA_PD_DRIFT_MIN_ROWS": "1000"}
     proc, url = start_server("service:KlarnaPD", env=env)
     try:
@@ -66,7 +68,7 @@ def test_psi_gauges_stay_low_for_training_like_traffic_and_rise_for_shifted(trai
 def test_the_window_wraps_and_keeps_only_the_latest_rows():
     rng = np.random.default_rng(0)
     train = rng.normal(size=20_000)
-    from klarna_pd import reference as ref
+    from klarna_pd.model import reference as ref
 
     entry = {"kind": "numeric", "edges": ref._edges(train)}
     entry["bins"] = len(entry["edges"]) + 2
@@ -76,13 +78,37 @@ def test_the_window_wraps_and_keeps_only_the_latest_rows():
     monitor = DriftMonitor(reference, ["x"], {}, window=1_000, min_rows=500, refresh_seconds=0.0,
                            gauges=lambda kind, name, value: published.__setitem__((kind, name), value))
     monitor.observe(rng.normal(size=(300, 1)), rng.normal(size=300))
-    assert not published  # fewer than min_rows
+    assert monitor.refresh_if_ready() is None and not published  # fewer than min_rows
     for _ in range(7):  # 2,100 shifted rows through a 1,000-row window, in uneven pieces
         shifted = rng.normal(loc=2.0, size=300)
         monitor.observe(shifted[:, None], shifted)
     assert monitor.filled == 1_000
+    monitor.refresh_if_ready()
     assert published[("feature", "x")] > 1.0 and published[("score", "score")] > 1.0
     for _ in range(4):
         calm = rng.normal(size=250)
         monitor.observe(calm[:, None], calm)
+    monitor.refresh_if_ready()
     assert published[("feature", "x")] < 0.05  # the shifted rows have all left the window
+
+
+@pytest.mark.unit
+def test_the_gauges_are_refreshed_off_the_request_path():
+    """observe() only copies rows; a background thread publishes the PSI soon after."""
+    rng = np.random.default_rng(1)
+    from klarna_pd.model import reference as ref
+
+    train = rng.normal(size=5_000)
+    entry = {"kind": "numeric", "edges": ref._edges(train)}
+    entry["bins"] = len(entry["edges"]) + 2
+    entry["shares"] = list(ref.shares(train, entry))
+    published = {}
+    monitor = DriftMonitor({"score": entry, "features": {"x": entry}}, ["x"], {}, window=500, min_rows=100,
+                           refresh_seconds=0.05, gauges=lambda kind, name, value: published.__setitem__((kind, name), value))
+    rows = rng.normal(size=200)
+    monitor.observe(rows[:, None], rows)
+    assert not published  # nothing computed inside observe()
+    deadline = time.monotonic() + 5
+    while not published and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert ("score", "score") in published and ("feature", "x") in published

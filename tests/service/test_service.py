@@ -1,4 +1,4 @@
-"""The service over HTTP: a real ``bentoml serve`` subprocess of the trained model."""
+"""The service over HTTP: a real ``bentoml serve`` subprocess of the small_trained model."""
 
 import json
 import shutil
@@ -9,11 +9,13 @@ import numpy as np
 import pytest
 
 from klarna_pd.client import PDClient, PDClientError
-from klarna_pd.data import read_dataset
+from klarna_pd.data.batch import Batch
+from klarna_pd.data.files import read_dataset
 
-from ..conftest import records_of, start_server, stop_server, wait_ready
+from ..helpers.records import records_of
+from ..helpers.servers import start_server, stop_server, wait_ready
 
-pytestmark = [pytest.mark.service, pytest.mark.slow]
+pytestmark = [pytest.mark.service]
 
 JSON = {"content-type": "application/json"}
 
@@ -28,9 +30,9 @@ def test_probes(server):
     assert httpx.get(f"{server}/readyz").status_code == 200
 
 
-def test_single_and_batched_predict_equal_the_library(server, model, sample_records):
+def test_single_and_batched_predict_equal_the_library(server, small_model, sample_records):
     _, records = sample_records
-    expected = model.predict(records)
+    expected = small_model.predict_records(records)
     batched = post(server, "/predict", {"applicants": records})
     assert batched.status_code == 200, batched.text
     assert [r["pd"] for r in batched.json()] == expected.tolist()
@@ -41,38 +43,40 @@ def test_single_and_batched_predict_equal_the_library(server, model, sample_reco
     assert [a.json()[0]["pd"] for a in answers] == expected[:64].tolist()
 
 
-def test_reasons_when_asked(server, model, sample_records):
+def test_reasons_when_asked(server, small_model, sample_records):
     frame, records = sample_records
     resp = post(server, "/predict", {"applicants": [{**records[0], "reasons": 3}, records[1]]})
     first, second = resp.json()
     assert "reasons" not in second
-    matrix = model.encode(frame.head(1))
-    assert first["reasons"] == model.reasons(matrix, 3)[0]
+    matrix = small_model.encoder.encode(Batch.from_frame(frame.head(1), small_model.spec))
+    assert first["reasons"] == small_model.reasons(matrix, 3)[0]
     assert 1 <= len(first["reasons"]) <= 3
     assert all(r["contribution"] > 0 for r in first["reasons"])
 
 
-def test_legacy_endpoint_contract(server, model, sample_records):
+def test_legacy_endpoint_contract(server, small_model, sample_records):
     _, records = sample_records
     rec = {k: v for k, v in records[5].items() if k != "uuid"}
     resp = post(server, "/estimate-default-probability", rec)
     assert resp.status_code == 200
-    assert resp.json() == {"default_probability": float(model.predict([rec])[0]), "status": "success"}
+    answer = resp.json()
+    assert answer.pop("prediction_eta") > 0
+    assert answer == {"default_probability": float(small_model.predict_records([rec])[0]), "status": "success"}
 
 
 @pytest.mark.parametrize(
     "path, body, headers, status, needle",
     [
-        ("/predict", b'{"applicants": [{"age": "abc"}]}', JSON, 422, "applicants[0].age: expected a finite number or null for 'age', got 'abc'"),
+        ("/predict", b'{"applicants": [{"age": "abc"}]}', JSON, 422, "applicants[0].age: expected a finite number from 18 to 120 or null, got 'abc'"),
         ("/predict", b'{"applicants": [{"agee": 1}]}', JSON, 422, "unknown field 'agee'"),
         ("/predict", b'{"applicants": []}', JSON, 422, "expected at least one applicant"),
         ("/predict", b'{"applicants": [{"age": NaN}]}', JSON, 400, "NaN is not a JSON value"),
         ("/predict", b'{"applicants": [{"age": 1e309}]}', JSON, 422, "got inf"),
         ("/predict", b'{"applicants": [', JSON, 400, "malformed JSON"),
-        ("/predict", b'{"applicants": [{}]}', {"content-type": "text/plain"}, 415, "expected Content-Type application/json, got 'text/plain'"),
-        ("/estimate-default-probability", b'{"age": "abc"}', JSON, 422, "expected a finite number or null for 'age', got 'abc'"),
-        ("/estimate-default-probability", b'{"has_paid": "maybe"}', JSON, 422, "for 'has_paid', got 'maybe'"),
-        ("/estimate-default-probability", b"[]", JSON, 422, "expected a JSON object, got []"),
+        ("/predict", b'{"applicants": [{}]}', {"content-type": "text/plain"}, 415, "expected Content-Type application/json or application/vnd.apache.arrow.stream, got 'text/plain'"),
+        ("/estimate-default-probability", b'{"age": "abc"}', JSON, 422, "age: expected a finite number from 18 to 120 or null, got 'abc'"),
+        ("/estimate-default-probability", b'{"has_paid": "maybe"}', JSON, 422, "has_paid: expected true or false or null, got 'maybe'"),
+        ("/estimate-default-probability", b"[]", JSON, 422, "expected one applicant as a JSON object, got []"),
         ("/estimate-default-probability", b"", JSON, 400, "empty request body"),
         ("/estimate-default-probability", b'{"age": 30}', {"content-type": "application/x-www-form-urlencoded"}, 415, "expected Content-Type application/json"),
     ],
@@ -93,16 +97,16 @@ def test_oversize_body_and_overlong_batch(server):
     assert resp.status_code == 422 and "at most 10000 applicants" in resp.json()["message"]
 
 
-def test_unknown_category_is_scored_not_refused(server, model, sample_records):
+def test_unknown_category_is_scored_not_refused(server, small_model, sample_records):
     _, records = sample_records
     rec = {**records[0], "merchant_category": "Spaceships", "merchant_group": "Outer space"}
     resp = post(server, "/predict", {"applicants": [rec]})
     assert resp.status_code == 200
-    assert resp.json()[0]["pd"] == model.predict([rec])[0]
+    assert resp.json()[0]["pd"] == small_model.predict_records([rec])[0]
 
 
-def test_every_row_of_the_file_is_accepted_as_it_is(server, synthetic_full, klarna_spec):
-    frame = read_dataset(synthetic_full[0], klarna_spec).frame
+def test_every_row_of_the_file_is_accepted_as_it_is(server, synthetic_small, klarna_spec):
+    frame = read_dataset(synthetic_small, klarna_spec).frame
     records = records_of(frame, klarna_spec)
     for start in range(0, len(records), 10_000):
         resp = post(server, "/predict", {"applicants": records[start : start + 10_000]})
@@ -110,11 +114,11 @@ def test_every_row_of_the_file_is_accepted_as_it_is(server, synthetic_full, klar
         assert len(resp.json()) == len(records[start : start + 10_000])
 
 
-def test_metadata(server, trained):
+def test_metadata(server, small_trained):
     meta = httpx.get(f"{server}/metadata").json()
-    assert meta["model_tag"] == trained.model_tag
+    assert meta["model_tag"] == small_trained.model_tag
     assert meta["created"]
-    assert meta["metrics"]["oof_auc"] == trained.metrics["oof_auc"]
+    assert meta["metrics"]["oof_auc"] == small_trained.metrics["oof_auc"]
     assert meta["spec"]["id"] == "uuid" and len(meta["spec"]["features"]) == 41
     assert meta["serving_library_versions"]["lightgbm"]
     assert meta["batching"]["max_batch_size"] >= 2
@@ -131,14 +135,14 @@ def test_metrics_count_rejections_and_served_pds(server, sample_records):
     assert count and float(count[0].split()[-1]) >= 10
 
 
-def test_python_client(server, model, sample_records):
+def test_python_client(server, small_model, sample_records):
     _, records = sample_records
     with PDClient(server) as client:
         results = client.predict(records[:5], reasons=2)
-        assert [r["pd"] for r in results] == model.predict(records[:5]).tolist()
+        assert [r["pd"] for r in results] == small_model.predict_records(records[:5]).tolist()
         assert all(len(r["reasons"]) <= 2 for r in results)
         rec = {k: v for k, v in records[0].items() if k != "uuid"}
-        assert client.estimate(rec) == model.predict([rec])[0]
+        assert client.estimate(rec) == small_model.predict_records([rec])[0]
         assert client.metadata()["model_tag"]
         with pytest.raises(PDClientError) as err:
             client.predict([{"age": "old"}])
@@ -151,9 +155,9 @@ KEY = "k" * 24
 
 
 @pytest.fixture(scope="module")
-def keyed_server(trained):
+def keyed_server(small_trained):
     proc, url = start_server(
-        "service:KlarnaPD", env={"KLARNA_PD_MODEL_TAG": trained.model_tag, "KLARNA_PD_API_KEYS": f"{KEY},{'z' * 20}"}
+        "service:KlarnaPD", env={"KLARNA_PD_MODEL_TAG": small_trained.model_tag, "KLARNA_PD_API_KEYS": f"{KEY},{'z' * 20}"}
     )
     try:
         wait_ready(url)
@@ -180,11 +184,11 @@ def test_api_keys(keyed_server, sample_records):
     assert KEY not in log and "wrong-key-wrong-key" not in log and "z" * 20 not in log
 
 
-def _damaged_copy(trained, bentoml_home, name: str, damage) -> str:
-    """A copy of the trained model in the store under ``name``:v1, with ``damage(directory)`` done to it."""
+def _damaged_copy(small_trained, bentoml_home, name: str, damage) -> str:
+    """A copy of the small_trained model in the store under ``name``:v1, with ``damage(directory)`` done to it."""
     import bentoml
 
-    src = bentoml.models.get(trained.model_tag)
+    src = bentoml.models.get(small_trained.model_tag)
     dst = bentoml_home / "models" / name / "v1"
     shutil.copytree(src.path, dst)
     (dst.parent / "latest").write_text("v1")
@@ -196,14 +200,14 @@ def _damaged_copy(trained, bentoml_home, name: str, damage) -> str:
 
 
 @pytest.fixture(scope="module")
-def tampered_tag(trained, bentoml_home):
-    """A copy of the trained model in the store, with one file altered."""
+def tampered_tag(small_trained, bentoml_home):
+    """A copy of the small_trained model in the store, with one file altered."""
 
     def alter(model_dir):
         booster = model_dir / "booster.txt"
         booster.write_text(booster.read_text().replace("shrinkage=", "shrinkage=7", 1))
 
-    return _damaged_copy(trained, bentoml_home, "klarna-pd-tampered", alter)
+    return _damaged_copy(small_trained, bentoml_home, "klarna-pd-tampered", alter)
 
 
 def test_a_tampered_model_is_never_served(tampered_tag):
@@ -221,9 +225,9 @@ def test_a_tampered_model_is_never_served(tampered_tag):
 
 
 @pytest.fixture(scope="module")
-def gutted_tag(trained, bentoml_home):
-    """A copy of the trained model in the store with its encoder file gone."""
-    return _damaged_copy(trained, bentoml_home, "klarna-pd-gutted", lambda model_dir: (model_dir / "encoder.json").unlink())
+def gutted_tag(small_trained, bentoml_home):
+    """A copy of the small_trained model in the store with its encoder file gone."""
+    return _damaged_copy(small_trained, bentoml_home, "klarna-pd-gutted", lambda model_dir: (model_dir / "encoder.json").unlink())
 
 
 def test_a_model_missing_a_file_is_never_served(gutted_tag):

@@ -15,7 +15,8 @@ import httpx
 import pytest
 import yaml
 
-from ..conftest import ROOT, start_server, stop_server, wait_ready
+from ..helpers.paths import ROOT
+from ..helpers.servers import start_server, stop_server, wait_ready
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]
 
@@ -25,13 +26,13 @@ APPLICANTS = 40_000  # about half a second of work each, so that all are in flig
 
 def _in_progress(url: str) -> float:
     text = httpx.get(f"{url}/metrics", timeout=5).text
-    m = re.search(r'^bentoml_service_request_in_progress\{endpoint="/predict"[^}]*\} (\S+)$', text, re.M)
+    m = re.search(r'^klarna_pd_requests_in_progress\{route="/predict"\} (\S+)$', text, re.M)
     return float(m.group(1)) if m else 0.0
 
 
-def test_sigterm_lets_in_flight_requests_finish(trained):
+def test_sigterm_lets_in_flight_requests_finish(small_trained):
     # Large requests and a generous batcher budget, so that the queue is not shed with 503s.
-    env = {"KLARNA_PD_MODEL_TAG": trained.model_tag, "KLARNA_PD_MAX_LATENCY_MS": "60000",
+    env = {"KLARNA_PD_MODEL_TAG": small_trained.model_tag, "KLARNA_PD_MAX_LATENCY_MS": "60000",
            "KLARNA_PD_MAX_APPLICANTS": str(APPLICANTS), "KLARNA_PD_MAX_BATCH_SIZE": str(APPLICANTS)}
     proc, url = start_server("service:KlarnaPD", env=env)
     try:

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from klarna_pd import metrics
+from klarna_pd.training import metrics
 
 pytestmark = pytest.mark.unit
 

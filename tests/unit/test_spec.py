@@ -2,9 +2,10 @@ import json
 
 import pytest
 
-from klarna_pd.spec import SpecError, klarna_spec, load_spec
+from klarna_pd.errors import SpecError
+from klarna_pd.spec import klarna_spec, load_spec
 
-from ..conftest import PROFILE, ROOT
+from ..helpers.paths import PROFILE, ROOT
 
 pytestmark = pytest.mark.unit
 

@@ -2,9 +2,10 @@
 
 1. Stratified k-fold cross-validation, early stopping inside each fold on that fold's held-out
    rows: gives out-of-fold (OOF) margins for every labelled row and the rounds each fold needed.
-2. Calibration chosen and fitted on the OOF margins (:func:`klarna_pd.calibration.choose`).
+2. Calibration chosen and fitted on the OOF margins (:func:`klarna_pd.training.calibration.choose`).
 3. The final booster refit on all labelled rows for the mean number of rounds the folds chose.
-4. PDs for the unlabelled rows from the final model through :meth:`PDModel.predict`.
+4. PDs for the unlabelled rows from the final model through :meth:`PDModel.predict`, the path
+   every other scorer takes.
 
 Every figure in the report comes from the OOF predictions, never from rows a model was fitted on.
 """
@@ -18,14 +19,13 @@ from typing import Any
 
 import lightgbm as lgb
 import numpy as np
-import pandas as pd
 from sklearn.model_selection import StratifiedKFold
 
-from . import calibration, metrics, reference
-from .cpus import available_cpus
-from .data import Dataset
-from .features import Encoder
-from .model import PDModel
+from ..cpus import available_cpus
+from ..data.files import Dataset
+from ..model import PDModel, reference
+from ..model.encoder import Encoder
+from . import calibration, metrics
 
 # Sensible for ~100k rows at a ~1.4 % default rate: small trees with large leaves, feature
 # subsampling and smoothing so that ~1,300 defaults are not memorised; categorical smoothing for
@@ -188,12 +188,12 @@ def train(dataset: Dataset, config: TrainConfig | None = None, *, log: Callable[
     seconds: dict[str, float] = {}
     labelled = dataset.labelled()
     unlabelled = dataset.unlabelled()
-    y = labelled[spec.target].to_numpy(dtype=float)
+    y = labelled.target
     config.check(len(y), int(y.sum()))
 
     started = time.perf_counter()
     encoder = Encoder(spec=spec, min_level_count=config.min_level_count).fit(labelled)
-    matrix = encoder.transform(labelled)
+    matrix = encoder.encode(labelled)
     seconds["encode"] = time.perf_counter() - started
 
     started = time.perf_counter()
@@ -216,7 +216,7 @@ def train(dataset: Dataset, config: TrainConfig | None = None, *, log: Callable[
 
     started = time.perf_counter()
     model = PDModel(spec=spec, encoder=encoder, booster=booster, calibrator=calibrator)
-    labelled_pd = model.predict(labelled)
+    labelled_pd = model.predict_matrix(matrix)
     unlabelled_pd = model.predict(unlabelled) if len(unlabelled) else np.empty(0)
     model.reference = reference.build(encoder, matrix, labelled_pd)
     seconds["predict"] = time.perf_counter() - started
@@ -232,7 +232,7 @@ def train(dataset: Dataset, config: TrainConfig | None = None, *, log: Callable[
         oof_pd=oof_pd,
         fold_auc=fold_auc,
         best_iterations=best,
-        unlabelled_ids=unlabelled[spec.id].to_numpy(),
+        unlabelled_ids=unlabelled.ids,
         unlabelled_pd=unlabelled_pd,
         labelled_pd=labelled_pd,
         importance=importance,
@@ -241,8 +241,3 @@ def train(dataset: Dataset, config: TrainConfig | None = None, *, log: Callable[
         params={**params, "num_boost_round": rounds},
     )
 
-
-def predictions_frame(result: TrainResult) -> pd.DataFrame:
-    """``<id>, pd`` for the unlabelled rows, in input order."""
-    spec = result.model.spec
-    return pd.DataFrame({spec.id: result.unlabelled_ids, "pd": result.unlabelled_pd})

@@ -8,6 +8,8 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
+from ..model.reference import psi, psi_from_shares  # noqa: F401  (one PSI, shared with drift monitoring)
+
 _EPS = 1e-15
 
 
@@ -85,29 +87,6 @@ def ece(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
     table = calibration_table(y, p, bins)
     n = sum(row["rows"] for row in table)
     return float(sum(row["rows"] * abs(row["mean_pd"] - row["default_rate"]) for row in table) / n)
-
-
-def psi(expected: np.ndarray, actual: np.ndarray, bins: int = 10) -> float:
-    """Population stability index of ``actual`` against ``expected``.
-
-    Bins are the deciles of ``expected``; shares of 0 are floored at 1e-4 so that an empty bin
-    does not make the index infinite. Rule of thumb: < 0.1 stable, 0.1-0.25 watch, > 0.25 act.
-    """
-    expected = np.asarray(expected, dtype=float)
-    actual = np.asarray(actual, dtype=float)
-    if expected.size == 0 or actual.size == 0:
-        raise ValueError("psi needs two non-empty samples")
-    edges = np.unique(np.quantile(expected, np.linspace(0.0, 1.0, bins + 1)[1:-1]))
-    e = np.bincount(np.searchsorted(edges, expected, side="right"), minlength=len(edges) + 1) / expected.size
-    a = np.bincount(np.searchsorted(edges, actual, side="right"), minlength=len(edges) + 1) / actual.size
-    return psi_from_shares(e, a)
-
-
-def psi_from_shares(expected: np.ndarray, actual: np.ndarray, floor: float = 1e-4) -> float:
-    """PSI of two vectors of bin shares (each summing to 1)."""
-    e = np.maximum(np.asarray(expected, dtype=float), floor)
-    a = np.maximum(np.asarray(actual, dtype=float), floor)
-    return float(np.sum((a - e) * np.log(a / e)))
 
 
 def summary(y: np.ndarray, p: np.ndarray) -> dict[str, float]:

@@ -6,8 +6,9 @@ A reference holds, for the PD and for every feature, bins and the share of train
   edges dropped), plus a bin for missing;
 - categorical: one bin per level the encoder knows, one for "other", one for missing.
 
-:func:`shares` puts new values into the same bins, so that :func:`klarna_pd.metrics.psi_from_shares`
-compares like with like.
+:func:`shares` puts new values into the same bins, so that :func:`psi_from_shares`
+compares like with like. The population stability index (PSI) lives here too: drift monitoring in
+the server and the training report both compute it, and neither should need the other.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .features import Encoder
+from .encoder import Encoder
 
 _DECILES = np.linspace(0.0, 1.0, 11)[1:-1]
 
@@ -70,3 +71,26 @@ def build(encoder: Encoder, matrix: np.ndarray, pd_values: np.ndarray) -> dict[s
     score_entry["bins"] = len(score_entry["edges"]) + 2
     score_entry["shares"] = [float(x) for x in shares(np.asarray(pd_values, dtype=float), score_entry)]
     return {"rows": int(len(matrix)), "score": score_entry, "features": features}
+
+
+def psi_from_shares(expected: np.ndarray, actual: np.ndarray, floor: float = 1e-4) -> float:
+    """PSI of two vectors of bin shares (each summing to 1).
+
+    Shares of 0 are floored at ``floor`` so that an empty bin does not make the index infinite.
+    Rule of thumb: < 0.1 stable, 0.1-0.25 watch, > 0.25 act.
+    """
+    e = np.maximum(np.asarray(expected, dtype=float), floor)
+    a = np.maximum(np.asarray(actual, dtype=float), floor)
+    return float(np.sum((a - e) * np.log(a / e)))
+
+
+def psi(expected: np.ndarray, actual: np.ndarray, bins: int = 10) -> float:
+    """Population stability index of ``actual`` against ``expected``, in bins at the deciles of ``expected``."""
+    expected = np.asarray(expected, dtype=float)
+    actual = np.asarray(actual, dtype=float)
+    if expected.size == 0 or actual.size == 0:
+        raise ValueError("psi needs two non-empty samples")
+    edges = np.unique(np.quantile(expected, np.linspace(0.0, 1.0, bins + 1)[1:-1]))
+    e = np.bincount(np.searchsorted(edges, expected, side="right"), minlength=len(edges) + 1) / expected.size
+    a = np.bincount(np.searchsorted(edges, actual, side="right"), minlength=len(edges) + 1) / actual.size
+    return psi_from_shares(e, a)

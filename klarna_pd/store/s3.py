@@ -25,15 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .files import sha256_file
-from .model import ModelError
+from ..errors import ModelError, RemoteError
+from ..files import sha256_file
+from .records import load_directory
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = "klarna-pd-model-manifest/1"
-
-
-class RemoteError(Exception):
-    """A push or pull that could not be done, with the reason."""
 
 
 @dataclass(frozen=True)
@@ -97,7 +94,7 @@ def push(tag: str, uri: str, *, log: Callable[[str], None] = print) -> str:
     from boto3.exceptions import S3UploadFailedError
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from .store import load_stored
+    from .local import load_stored
 
     base = S3Location.parse(uri)
     stored = bentoml.models.get(tag)
@@ -181,8 +178,6 @@ def pull(uri: str, *, dest: str | Path | None = None, log: Callable[[str], None]
     Raises:
         RemoteError: S3 unreachable, bucket or objects missing, or files that do not verify.
     """
-    from .store import load_directory
-
     staging_parent = Path(dest).resolve().parent if dest is not None else Path(tempfile.gettempdir())
     staging_parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".pull-", dir=staging_parent))

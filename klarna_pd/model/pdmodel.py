@@ -1,11 +1,13 @@
 """The PD model: encoder + LightGBM booster + calibrator, and its files on disk.
 
-``PDModel.predict`` is the one scoring path: training's predictions file, the service and batch
-scoring all call it. A saved model is a directory of plain files, no pickles:
+``PDModel.predict`` is the one scoring path: a :class:`~klarna_pd.data.batch.Batch` (from a file,
+JSON records, an Arrow table or a Spark partition) -> :meth:`Encoder.encode` -> booster ->
+calibrator. Training's predictions file, the service, batch scoring and Spark all go through it.
+A saved model is a directory of plain files, no pickles:
 
 ============================  ==================================================================
 ``booster.txt``               LightGBM's own text model format
-``encoder.json``              categorical levels, unknown/missing handling (:mod:`.features`)
+``encoder.json``              categorical levels, unknown/missing handling (:mod:`.encoder`)
 ``calibrator.json``           Platt or isotonic parameters (:mod:`.calibration`)
 ``spec.json``                 the dataset spec the model was trained for
 ``metrics.json``              the validation results (read by ``/metadata``)
@@ -21,20 +23,20 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import lightgbm as lgb
 import numpy as np
-import pandas as pd
 
+from ..data.batch import Batch
+from ..data.records import read_records
+from ..errors import ModelError, SpecError
+from ..files import atomic_write_text, sha256_file
+from ..spec import DatasetSpec
 from . import calibration
 from .calibration import Calibrator
-from .features import Encoder
-from .files import atomic_write_text, sha256_file
-from .schema import Schema
-from .spec import DatasetSpec, SpecError
+from .encoder import Encoder
 
 BOOSTER_FILE = "booster.txt"
 ENCODER_FILE = "encoder.json"
@@ -43,10 +45,6 @@ SPEC_FILE = "spec.json"
 METRICS_FILE = "metrics.json"
 REFERENCE_FILE = "reference.json"
 MODEL_FILES = (BOOSTER_FILE, ENCODER_FILE, CALIBRATOR_FILE, SPEC_FILE, METRICS_FILE, REFERENCE_FILE)
-
-
-class ModelError(Exception):
-    """A model that cannot be used: missing or altered files, or files that do not fit together."""
 
 
 @dataclass
@@ -69,18 +67,24 @@ class PDModel:
     metrics: dict[str, Any] = field(default_factory=dict)
     reference: dict[str, Any] = field(default_factory=dict)
 
-    @cached_property
-    def schema(self) -> Schema:
-        return Schema(self.spec)
-
     # -- scoring --------------------------------------------------------------------------------
 
-    def encode(self, data: pd.DataFrame | Sequence[Mapping[str, Any]], *, validated: bool = False) -> np.ndarray:
-        """The model matrix of a typed frame or of records (validated unless ``validated``)."""
-        if isinstance(data, pd.DataFrame):
-            return self.encoder.transform(data)
-        records = data if validated else self.schema.validate_records(data)
-        return self.encoder.encode_records(records)
+    def predict(self, batch: Batch, *, num_threads: int = 0) -> np.ndarray:
+        """Calibrated PDs, strictly inside (0, 1), one per row, in order.
+
+        Args:
+            batch: typed rows, as every reader in :mod:`klarna_pd.data` makes them.
+            num_threads: LightGBM threads (0: its default).
+        """
+        return self.predict_matrix(self.encoder.encode(batch), num_threads=num_threads)
+
+    def predict_records(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """PDs of JSON-like records (feature name -> value, missing as None or absent).
+
+        Raises:
+            InputError: a record does not fit the spec (every problem listed).
+        """
+        return self.predict(read_records(records, self.spec))
 
     def margin(self, matrix: np.ndarray, *, num_threads: int = 0) -> np.ndarray:
         """The booster's raw score (log-odds before calibration) of encoded rows."""
@@ -88,29 +92,8 @@ class PDModel:
             return np.empty(0)
         return self.booster.predict(matrix, raw_score=True, num_threads=num_threads)
 
-    def predict(
-        self,
-        data: pd.DataFrame | Sequence[Mapping[str, Any]],
-        *,
-        validated: bool = False,
-        num_threads: int = 0,
-    ) -> np.ndarray:
-        """Calibrated PDs, strictly inside (0, 1), one per row, in order.
-
-        Args:
-            data: a frame typed as :mod:`klarna_pd.data` types it, or records (dicts of feature
-                name -> value, missing as None or absent).
-            validated: records were already checked by :attr:`schema` (the service's request
-                parsing does that); skip checking them again.
-            num_threads: LightGBM threads (0: its default).
-
-        Raises:
-            RequestError: a record does not fit the spec.
-        """
-        return self.predict_encoded(self.encode(data, validated=validated), num_threads=num_threads)
-
-    def predict_encoded(self, matrix: np.ndarray, *, num_threads: int = 0) -> np.ndarray:
-        """Calibrated PDs of rows already encoded by :meth:`encode` (the second half of :meth:`predict`)."""
+    def predict_matrix(self, matrix: np.ndarray, *, num_threads: int = 0) -> np.ndarray:
+        """Calibrated PDs of rows already encoded by :meth:`Encoder.encode` (the second half of :meth:`predict`)."""
         return self.calibrator.transform(self.margin(matrix, num_threads=num_threads))
 
     def contributions(self, matrix: np.ndarray) -> np.ndarray:

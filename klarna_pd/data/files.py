@@ -1,14 +1,9 @@
-"""Read CSV (plain or compressed) and Parquet files into frames that agree with a dataset spec.
+"""Read CSV (plain or compressed) and Parquet files into typed batches that agree with a spec.
 
-Every value is checked against its column's kind. A bad file gets one :class:`DataError` naming
-the file, the line, the column and the value; nothing downstream runs on half-checked data.
-
-Typed frame (what every other module receives):
-
-- id column: ``str``; target: ``float64`` (1.0, 0.0, NaN for rows to score);
-- numeric and ordinal features: ``float64`` with NaN for missing;
-- boolean features: ``float64`` 1.0 / 0.0 / NaN;
-- categorical features: ``object`` holding ``str`` or ``None``.
+The file is cut into blocks, each block parsed by pyarrow and typed by :func:`.arrow.read_table`
+(the same conversion as Arrow request bodies and Spark). In a strict read a bad file gets one
+:class:`DataError` naming the file, the line, the column and the value; nothing downstream runs on
+half-checked data. A lenient read (batch scoring) keeps the good rows and explains the others.
 
 Line numbers count the header as line 1, so "line 5" is what an editor shows.
 """
@@ -20,41 +15,26 @@ import io
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from .spec import DatasetSpec
+from ..errors import DataError
+from ..spec import DatasetSpec
+from . import kinds
+from .arrow import read_table
+from .batch import Batch, RowProblem
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 _SEPARATORS = (";", ",", "\t", "|")
 _HEAD_BYTES = 1 << 16
-_VALUE_SHOWN = 60
-
-
-class DataError(ValueError):
-    """A data file that cannot be used, with where and why."""
-
-    def __init__(
-        self,
-        reason: str,
-        *,
-        path: str | Path | None = None,
-        line: int | None = None,
-        column: str | None = None,
-    ) -> None:
-        self.reason = reason
-        self.path = None if path is None else str(path)
-        self.line = line
-        self.column = column
-        where = [p for p in (self.path, f"line {line}" if line else None) if p]
-        if column is not None:
-            where.append(f"column {column!r}")
-        super().__init__(f"{', '.join(where)}: {reason}" if where else reason)
 
 
 class DataWarning(UserWarning):
@@ -62,55 +42,46 @@ class DataWarning(UserWarning):
 
 
 @dataclass(frozen=True)
-class RowProblem:
-    """One value that does not fit its column."""
-
-    line: int
-    column: str
-    reason: str
-    id: str | None = None
-    """The row's id, when it could be read."""
-
-    def message(self) -> str:
-        return f"line {self.line}, column {self.column!r}: {self.reason}"
-
-
-@dataclass(frozen=True)
 class Chunk:
     """Consecutive rows of a file: the good ones typed, the bad ones explained."""
 
-    frame: pd.DataFrame
+    batch: Batch
     first_line: int
     """Line number of the chunk's first row in the file."""
     lines: np.ndarray
-    """Line number of each row of ``frame``."""
+    """Line number of each row of ``batch``."""
     problems: list[RowProblem] = field(default_factory=list)
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        return self.batch.to_frame()
 
 
 @dataclass(frozen=True)
 class Dataset:
     """A whole validated file."""
 
-    frame: pd.DataFrame
+    batch: Batch
     spec: DatasetSpec
     path: Path | None = None
+    lines: np.ndarray | None = None
+
+    @cached_property
+    def frame(self) -> pd.DataFrame:
+        """The rows as a DataFrame (id, target, features), for people and tests."""
+        return self.batch.to_frame()
 
     @property
-    def is_labelled(self) -> pd.Series:
-        return self.frame[self.spec.target].notna()
+    def is_labelled(self) -> np.ndarray:
+        return ~np.isnan(self.batch.target)
 
-    def labelled(self) -> pd.DataFrame:
+    def labelled(self) -> Batch:
         """Rows with a known outcome (target 0 or 1), in file order."""
-        return self.frame.loc[self.is_labelled].reset_index(drop=True)
+        return self.batch.take(self.is_labelled)
 
-    def unlabelled(self) -> pd.DataFrame:
+    def unlabelled(self) -> Batch:
         """Rows to score (target missing), in file order."""
-        return self.frame.loc[~self.is_labelled].reset_index(drop=True)
-
-
-def _shown(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= _VALUE_SHOWN else text[: _VALUE_SHOWN - 4] + "...'"
+        return self.batch.take(~self.is_labelled)
 
 
 def is_parquet(path: str | Path) -> bool:
@@ -175,10 +146,13 @@ def _csv_header(path: Path, spec: DatasetSpec) -> list[str]:
     return header
 
 
-def _check_columns(
+def check_columns(
     header: list[str], spec: DatasetSpec, path: Path, *, require_target: bool
 ) -> list[str]:
-    """The spec's columns present in the file, after checking none is missing or repeated."""
+    """The spec's columns present in a file's header, after checking none is missing or repeated.
+
+    Columns the spec does not name are ignored with a :class:`DataWarning`.
+    """
     wanted = spec.columns if require_target else [c for c in spec.columns if c != spec.target]
     repeated = sorted({c for c in header if header.count(c) > 1})
     if repeated:
@@ -207,162 +181,6 @@ def spec_separator_name(spec: DatasetSpec) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# Value conversion
-
-
-def _first_bad(mask: np.ndarray) -> int | None:
-    idx = np.flatnonzero(mask)
-    return int(idx[0]) if idx.size else None
-
-
-def _to_float(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """float64 values and a mask of entries that are present but not finite numbers."""
-    if pa.types.is_null(arr.type):  # a column with no value at all (e.g. all NA in a chunk)
-        arr = arr.cast(pa.float64())
-    if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
-        try:
-            values = pc.cast(arr, pa.float64())
-        except pa.ArrowInvalid:
-            # Rare path: find exactly which strings are not numbers.
-            raw = arr.to_pandas()
-            values = pa.array(pd.to_numeric(raw, errors="coerce"), type=pa.float64())
-            present = raw.notna().to_numpy()
-            out = values.to_numpy(zero_copy_only=False)
-            return out, present & ~np.isfinite(out)
-    elif pa.types.is_boolean(arr.type) or pa.types.is_integer(arr.type) or pa.types.is_floating(
-        arr.type
-    ) or pa.types.is_decimal(arr.type):
-        values = pc.cast(arr, pa.float64())
-    else:
-        raise TypeError(arr.type)
-    out = values.to_numpy(zero_copy_only=False)
-    present = arr.is_valid().to_numpy(zero_copy_only=False)
-    return out, present & ~np.isfinite(out)
-
-
-def _to_bool(arr: pa.Array, spec: DatasetSpec) -> tuple[np.ndarray, np.ndarray]:
-    if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
-        is_true = pc.is_in(arr, value_set=pa.array(spec.true_values)).to_numpy(zero_copy_only=False)
-        is_false = pc.is_in(arr, value_set=pa.array(spec.false_values)).to_numpy(zero_copy_only=False)
-        present = arr.is_valid().to_numpy(zero_copy_only=False)
-        out = np.where(is_true, 1.0, np.where(is_false, 0.0, np.nan))
-        return out, present & ~(is_true | is_false)
-    out, bad = _to_float(arr)
-    return out, bad | (np.isfinite(out) & (out != 0.0) & (out != 1.0))
-
-
-def _to_text(arr: pa.Array) -> np.ndarray:
-    if pa.types.is_null(arr.type):
-        arr = arr.cast(pa.string())
-    if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
-        if pa.types.is_floating(arr.type):
-            # Parquet writers store integer codes with missing values as floats: 1.0 -> "1".
-            as_int = pc.cast(arr, pa.int64(), safe=False)
-            if pc.all(pc.or_kleene(pc.equal(pc.cast(as_int, arr.type), arr), pc.is_null(arr))).as_py():
-                arr = as_int
-        arr = pc.cast(arr, pa.string())
-    return arr.to_numpy(zero_copy_only=False).astype(object)
-
-
-def _describe_kind(kind: str, spec: DatasetSpec) -> str:
-    return {
-        "numeric": "a finite number",
-        "ordinal": "an integer code",
-        "boolean": f"one of {list(spec.true_values + spec.false_values)}",
-    }[kind]
-
-
-def convert_table(
-    table: pa.Table, spec: DatasetSpec, *, first_line: int, require_target: bool = True
-) -> tuple[pd.DataFrame, np.ndarray, list[RowProblem]]:
-    """Type a table of raw columns by the spec.
-
-    Args:
-        table: columns as read (strings from CSV, typed from Parquet).
-        spec: the dataset spec.
-        first_line: file line number of the table's first row.
-        require_target: whether the target column must be there.
-
-    Returns:
-        The typed frame of the rows without problems, the file line of each of those rows, and the
-        problems found (at most one per row: the first bad column), ordered by line.
-    """
-    n = table.num_rows
-    lines = np.arange(first_line, first_line + n)
-    bad_reason: dict[int, RowProblem] = {}
-    columns: dict[str, object] = {}
-
-    names = set(table.column_names)
-    ids = table.column(spec.id).combine_chunks()
-    id_values = _to_text(ids)
-
-    def flag(mask: np.ndarray, column: str, reason_of) -> None:
-        for i in np.flatnonzero(mask):
-            i = int(i)
-            if i not in bad_reason:
-                bad_reason[i] = RowProblem(int(lines[i]), column, reason_of(i), id_values[i])
-
-    flag(~ids.is_valid().to_numpy(zero_copy_only=False), spec.id, lambda i: "the id is missing")
-    columns[spec.id] = id_values
-
-    if spec.target in names:
-        tgt = table.column(spec.target).combine_chunks()
-        raw = tgt.to_pandas() if (pa.types.is_string(tgt.type) or pa.types.is_large_string(tgt.type)) else None
-        values, bad = _to_float(tgt)
-        bad |= np.isfinite(values) & (values != 0.0) & (values != 1.0)
-        flag(
-            bad,
-            spec.target,
-            lambda i: "expected 0, 1 or missing "
-            f"({'/'.join(repr(m) for m in spec.missing_values)}), got "
-            + _shown(raw.iloc[i] if raw is not None else values[i]),
-        )
-        columns[spec.target] = values
-    elif require_target:
-        raise DataError(f"missing target column {spec.target!r}")
-    else:
-        columns[spec.target] = np.full(n, np.nan)
-
-    for feat in spec.features:
-        arr = table.column(feat.name).combine_chunks()
-        if feat.kind == "categorical":
-            columns[feat.name] = _to_text(arr)
-            continue
-        try:
-            if feat.kind == "boolean":
-                values, bad = _to_bool(arr, spec)
-            else:
-                values, bad = _to_float(arr)
-                if feat.kind == "ordinal":
-                    bad |= np.isfinite(values) & (values != np.round(values))
-        except TypeError:
-            raise DataError(
-                f"expected {_describe_kind(feat.kind, spec)}, the column has type {arr.type}",
-                column=feat.name,
-            ) from None
-        if bad.any():
-            shown = arr.to_pandas()
-            flag(
-                bad,
-                feat.name,
-                lambda i, s=shown, k=feat.kind: f"expected {_describe_kind(k, spec)}, got {_shown(s.iloc[i])}",
-            )
-        columns[feat.name] = values
-
-    frame = pd.DataFrame(columns, columns=spec.columns, copy=False)
-    for name in spec.names_of("categorical"):
-        frame[name] = frame[name].astype(object)
-    frame[spec.id] = frame[spec.id].astype(object)
-    problems = [bad_reason[i] for i in sorted(bad_reason)]
-    if problems:
-        keep = np.ones(n, dtype=bool)
-        keep[sorted(bad_reason)] = False
-        frame = frame.loc[keep].reset_index(drop=True)
-        lines = lines[keep]
-    return frame, lines, problems
-
-
-# ---------------------------------------------------------------------------------------------
 # Readers
 
 
@@ -372,11 +190,11 @@ def _csv_options(
     """pyarrow options; ``typed`` parses numbers and booleans straight into their types."""
     types = {c: pa.string() for c in present}
     if typed:
-        kinds = {f.name: f.kind for f in spec.features}
+        kind_of = {f.name: f.kind for f in spec.features}
         for c in present:
-            if kinds.get(c) in ("numeric", "ordinal") or c == spec.target:
+            if kind_of.get(c) in ("numeric", "ordinal") or c == spec.target:
                 types[c] = pa.float64()
-            elif kinds.get(c) == "boolean":
+            elif kind_of.get(c) == "boolean":
                 types[c] = pa.bool_()
     read = pa_csv.ReadOptions(use_threads=False, block_size=block_size, column_names=names)
     parse = pa_csv.ParseOptions(delimiter=spec.separator, invalid_row_handler=on_invalid)
@@ -408,7 +226,7 @@ class _InvalidRows:
             RowProblem(
                 self.first_line + int(row.number or 1) - 1,
                 "<row>",
-                f"expected {row.expected_columns} fields, got {row.actual_columns}: {_shown(row.text)}",
+                f"expected {row.expected_columns} fields, got {row.actual_columns}: {kinds.shown(row.text)}",
             )
         )
         return "skip"
@@ -448,7 +266,7 @@ def iter_chunks(
         spec: the dataset spec.
         chunk_bytes: about how much raw CSV goes into one chunk (Parquet uses row groups).
         strict: raise :class:`DataError` at the first bad row; otherwise report bad rows in
-            :attr:`Chunk.problems` and leave them out of the frame.
+            :attr:`Chunk.problems` and leave them out of the batch.
         require_target: whether the file must have the target column.
         fast: parse numbers and booleans directly (falls back to text for batches with bad
             values; the result is the same either way).
@@ -461,7 +279,7 @@ def iter_chunks(
         yield from _iter_parquet(path, spec, strict=strict, require_target=require_target)
         return
     header = _csv_header(path, spec)
-    present = _check_columns(header, spec, path, require_target=require_target)
+    present = check_columns(header, spec, path, require_target=require_target)
     next_line = 2
     for block in _csv_blocks(path, chunk_bytes):
         lines_in_block = block.count(b"\n") + (not block.endswith(b"\n"))
@@ -471,10 +289,10 @@ def iter_chunks(
         result = _parse_block(block, header, present, spec, path, next_line, require_target, typed=True) if fast else None
         if result is None:
             result = _parse_block(block, header, present, spec, path, next_line, require_target, typed=False)
-        frame, lines, problems = result
+        batch, lines, problems = result
         if strict and problems:
             _raise_first(problems, path)
-        yield Chunk(frame=frame, first_line=next_line, lines=lines, problems=problems)
+        yield Chunk(batch=batch, first_line=next_line, lines=lines, problems=problems)
         next_line += lines_in_block
 
 
@@ -527,8 +345,8 @@ def _parse_block(
     require_target: bool,
     *,
     typed: bool,
-) -> tuple[pd.DataFrame, np.ndarray, list[RowProblem]] | None:
-    """One block of CSV lines as a checked frame; None when ``typed`` and a value does not fit."""
+) -> tuple[Batch, np.ndarray, list[RowProblem]] | None:
+    """One block of CSV lines as a checked batch; None when ``typed`` and a value does not fit."""
     invalid = _InvalidRows(first_line)
     read, parse, convert = _csv_options(spec, present, len(block) + 1, invalid, typed=typed, names=header)
     try:
@@ -542,7 +360,7 @@ def _parse_block(
     except (OSError, pa.ArrowException) as exc:
         raise DataError(f"cannot read file: {exc}", path=path) from None
     skipped = invalid.rows
-    frame, lines, problems = convert_table(table, spec, first_line=first_line, require_target=require_target)
+    batch, lines, problems = read_table(table, spec, first_line=first_line, require_target=require_target)
     if typed and problems:
         return None
     if skipped:
@@ -550,7 +368,7 @@ def _parse_block(
         all_lines = _lines_without(first_line, table.num_rows, [r.line for r in skipped])
         lines = all_lines[lines - first_line]
         problems = [RowProblem(int(all_lines[p.line - first_line]), p.column, p.reason, p.id) for p in problems]
-    return frame, lines, sorted(problems + skipped, key=lambda p: p.line)
+    return batch, lines, sorted(problems + skipped, key=lambda p: p.line)
 
 
 def _lines_without(start: int, count: int, skipped: list[int]) -> np.ndarray:
@@ -574,15 +392,15 @@ def _iter_parquet(path: Path, spec: DatasetSpec, *, strict: bool, require_target
     except (OSError, pa.ArrowException) as exc:
         raise DataError(f"not a readable Parquet file: {exc}", path=path) from None
     header = pfile.schema_arrow.names
-    present = _check_columns(header, spec, path, require_target=require_target)
+    present = check_columns(header, spec, path, require_target=require_target)
     # Parquet has no lines: "line" is the row number counted like a CSV with a header.
     next_line = 2
     for batch in pfile.iter_batches(columns=present):
-        table = pa.Table.from_batches([batch])
-        frame, lines, problems = convert_table(table, spec, first_line=next_line, require_target=require_target)
+        rows, lines, problems = read_table(pa.Table.from_batches([batch]), spec, first_line=next_line,
+                                           require_target=require_target)
         if strict and problems:
             _raise_first(problems, path)
-        yield Chunk(frame=frame, first_line=next_line, lines=lines, problems=problems)
+        yield Chunk(batch=rows, first_line=next_line, lines=lines, problems=problems)
         next_line += batch.num_rows
 
 
@@ -603,21 +421,27 @@ def read_dataset(path: str | Path, spec: DatasetSpec, *, require_target: bool = 
     """
     path = Path(path)
     chunks = list(iter_chunks(path, spec, chunk_bytes=64 << 20, strict=True, require_target=require_target))
-    frames = [c.frame for c in chunks if len(c.frame)]
-    if not frames:
+    batches = [c.batch for c in chunks if len(c.batch)]
+    if not batches:
         raise DataError("the file has a header but no rows", path=path)
-    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-    ids = frame[spec.id]
-    dup = ids.duplicated(keep=False).to_numpy()
-    if dup.any():
-        lines = np.concatenate([c.lines for c in chunks])
-        where = np.flatnonzero(dup)
-        first = ids.iloc[where[0]]
-        same = where[(ids.iloc[where] == first).to_numpy()]
+    batch = Batch.concat(batches)
+    lines = np.concatenate([c.lines for c in chunks])
+    first, again = first_duplicate(batch.ids)
+    if first is not None:
         raise DataError(
-            f"duplicate id {_shown(first)}, also on line {int(lines[same[1]])}; ids must be unique",
+            f"duplicate id {kinds.shown(batch.ids[first])}, also on line {int(lines[again])}; ids must be unique",
             path=path,
-            line=int(lines[same[0]]),
+            line=int(lines[first]),
             column=spec.id,
         )
-    return Dataset(frame=frame, spec=spec, path=path)
+    return Dataset(batch=batch, spec=spec, path=path, lines=lines)
+
+
+def first_duplicate(ids: np.ndarray) -> tuple[int | None, int | None]:
+    """Positions of the first id that appears twice, and of its next appearance (None, None if all unique)."""
+    seen: dict[object, int] = {}
+    for i, ident in enumerate(ids.tolist()):
+        j = seen.setdefault(ident, i)
+        if j != i:
+            return j, i
+    return None, None

@@ -18,12 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from ..data.files import read_dataset
+from ..files import sha256_file
+from ..spec import DatasetSpec
 from . import report
-from .data import read_dataset
+from .cv import TrainConfig, TrainResult, train
 from .evaluation import evaluate
-from .files import sha256_file
-from .spec import DatasetSpec
-from .training import TrainConfig, TrainResult, train
 
 DEFAULT_DATA = Path("data/dataset.csv")
 SYNTHETIC_DATA = Path("data/synthetic/dataset.csv")
@@ -59,11 +61,18 @@ def resolve_data(data: Path | None, *, builtin_spec: bool, log: Callable[[str], 
     log("   results describe the generator, not real customers)")
     log(banner)
     if not SYNTHETIC_DATA.exists():
-        from .synth import write_synthetic
+        from ..synth import write_synthetic
 
         log(f"generating {SYNTHETIC_DATA} (99,976 rows, seed 0) and {SYNTHETIC_TRUTH}")
         write_synthetic(SYNTHETIC_DATA, rows=99_976, seed=0, truth=SYNTHETIC_TRUTH)
     return SYNTHETIC_DATA, True
+
+
+def all_missing(values: np.ndarray) -> bool:
+    """Whether a feature column holds no value at all (NaN numbers, None texts)."""
+    if values.dtype == object:
+        return bool(np.equal(values, None).all())
+    return bool(np.isnan(values).all())
 
 
 def predictions_csv(result: TrainResult, separator: str) -> str:
@@ -107,12 +116,12 @@ def run(
     dataset = read_dataset(data, spec)
     read_seconds = time.perf_counter() - started
     n_lab = int(dataset.is_labelled.sum())
-    log(f"read {data}: {len(dataset.frame):,} rows ({n_lab:,} labelled, {len(dataset.frame) - n_lab:,} to score) in {read_seconds:.1f} s")
+    log(f"read {data}: {len(dataset.batch):,} rows ({n_lab:,} labelled, {len(dataset.batch) - n_lab:,} to score) in {read_seconds:.1f} s")
 
     # A feature missing in every labelled row is usually a broken extract, not a fact about the
     # applicants: train anyway (the trees ignore it), but say so loudly and keep it on record.
-    labelled = dataset.frame.loc[dataset.is_labelled]
-    empty = [f.name for f in spec.features if labelled[f.name].isna().all()]
+    labelled = dataset.labelled()
+    empty = [name for name in spec.feature_names if all_missing(labelled.column(name))]
     if empty:
         log(f"WARNING: {len(empty)} feature(s) missing in every labelled row, the model cannot use them: {', '.join(empty)}")
 
@@ -124,7 +133,7 @@ def run(
 
     tag = None
     if store:
-        from .store import save_model
+        from ..store.local import save_model
 
         t0 = time.perf_counter()
         tag = save_model(result.model, name=model_name, labels={"spec": spec.name, "synthetic": str(synthetic).lower()})

@@ -6,7 +6,7 @@ from html import escape
 from typing import Any
 
 from . import figures
-from .training import TrainResult
+from .cv import TrainResult
 
 
 def _row(name: str, value: Any, note: str = "") -> str:

@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-import platform
-from importlib import metadata as importlib_metadata
 from typing import Any
 
 import numpy as np
 
+from ..versions import library_versions
 from . import metrics
-from .training import TrainResult
-
-_LIBRARIES = ("klarna-pd", "lightgbm", "numpy", "pandas", "pyarrow", "scikit-learn", "bentoml", "pydantic")
-
-
-def library_versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for name in _LIBRARIES:
-        try:
-            out[name] = importlib_metadata.version(name)
-        except importlib_metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
-
+from .cv import TrainResult
 
 def evaluate(result: TrainResult) -> dict[str, Any]:
     """Discrimination, calibration and stability of a training run (from out-of-fold predictions).

@@ -1,0 +1,286 @@
+"""The table of feature kinds: how a value from any source becomes the model's number.
+
+Every reader calls these functions: CSV and Parquet files (training, batch scoring), JSON requests,
+Arrow request bodies and Spark. A rule written here is the rule everywhere.
+
+=============  ==========================  ===========================  =========================
+kind           text field (CSV, text       JSON value                   Arrow value
+               columns of Parquet/Spark)
+=============  ==========================  ===========================  =========================
+numeric        a decimal number            a number                     integer, float, decimal
+               (``12``, ``-0.5``, ``1e3``)
+ordinal        an integer code (``2``,     an integral number           integer, integral float
+               ``2.0``)                    (``2``, ``2.0``)
+boolean        one of the spec's true and  ``true``, ``false``          boolean, integer 0/1
+               false tokens
+categorical    the text itself             a string, or an integer      string, integer, integral
+                                           (taken as its digits)        float (as its digits)
+=============  ==========================  ===========================  =========================
+
+Missing, in every kind: an absent field, JSON ``null``, an Arrow null, and any text equal to one of
+the spec's missing tokens (``NA`` and the empty text for Klarna) - in a CSV field and in a JSON
+string alike. NaN is never a value: the text ``nan`` and a NaN in an Arrow float column (that is not
+null) are refused, as the ``NaN`` token is in JSON. JSON never takes text for a number (``"2"`` is refused for ``age``): a JSON client
+sends numbers as numbers, and a file is text by nature.
+
+Then one set of value checks, whatever the source (:class:`NumberRules` and :func:`text_too_long`):
+numbers must be finite; ordinal codes integral and exactly representable (``|code| <= 2**53``);
+booleans 0 or 1; a feature's ``min``/``max`` from the spec; texts (levels and ids) at most
+:data:`MAX_TEXT` characters.
+
+Model numbers: numeric and ordinal values as they are, booleans 1.0/0.0, missing NaN; categorical
+texts become codes in :class:`klarna_pd.model.encoder.Encoder`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..spec import DatasetSpec, Feature
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+MAX_TEXT = 200
+"""Longest category level or id, in characters."""
+MAX_CODE = 2.0**53
+"""Largest ordinal code magnitude: beyond it float64 cannot tell neighbouring codes apart."""
+_SHOWN = 60
+
+#: Python types a JSON value of each kind may have (``None`` is always missing). ``bool`` is its
+#: own type here, never a number, as in JSON.
+JSON_TYPES: dict[str, frozenset[type]] = {
+    "numeric": frozenset({int, float}),
+    "ordinal": frozenset({int, float}),
+    "boolean": frozenset({bool}),
+    "categorical": frozenset({str, int}),
+}
+
+#: JSON schema of each kind's value (for OpenAPI documents); null is always allowed.
+JSON_SCHEMA: dict[str, dict[str, Any]] = {
+    "numeric": {"type": "number"},
+    "ordinal": {"type": "integer"},
+    "boolean": {"type": "boolean"},
+    "categorical": {"type": ["string", "integer"], "maxLength": MAX_TEXT},
+}
+
+
+def shown(value: Any) -> str:
+    """A value as an error message quotes it, cut to a readable length."""
+    if isinstance(value, float) and math.isfinite(value) and value == int(value) and abs(value) < 1e16:
+        text = str(int(value))
+    else:
+        text = repr(value)
+    return text if len(text) <= _SHOWN else text[: _SHOWN - 4] + "...'"
+
+
+def _number(x: float) -> str:
+    return f"{x:g}"
+
+
+def expected(feature: Feature, spec: DatasetSpec, *, source: str = "text") -> str:
+    """What a value of ``feature`` must be, as error messages say it.
+
+    Args:
+        feature: the feature.
+        spec: its spec (for the boolean tokens).
+        source: ``"text"`` (files), ``"json"`` or ``"arrow"``.
+    """
+    kind = feature.kind
+    if kind == "boolean":
+        text = "true or false" if source != "text" else f"one of {list(spec.true_values + spec.false_values)}"
+    elif kind == "categorical":
+        text = f"a text of at most {MAX_TEXT} characters" + (" or an integer" if source != "text" else "")
+    else:
+        text = "a finite number" if kind == "numeric" else "an integer code"
+        if feature.min is not None and feature.max is not None:
+            text += f" from {_number(feature.min)} to {_number(feature.max)}"
+        elif feature.min is not None:
+            text += f" of at least {_number(feature.min)}"
+        elif feature.max is not None:
+            text += f" of at most {_number(feature.max)}"
+    return text + (" or null" if source == "json" else "")
+
+
+def id_expected(*, source: str = "text") -> str:
+    return f"a text id of at most {MAX_TEXT} characters" + (" or an integer" if source == "json" else "")
+
+
+# ---------------------------------------------------------------------------------------------
+# Value checks, one vectorised pass over every number column
+
+
+@dataclass(frozen=True)
+class NumberRules:
+    """The value checks of a spec's number features (numeric, ordinal, boolean), as arrays over
+    the columns of a number block (rows x ``spec.number_names``) so that one pass checks them all."""
+
+    features: tuple[Feature, ...]
+    lo: np.ndarray
+    hi: np.ndarray
+    integral: np.ndarray
+
+    def bad(self, block: np.ndarray) -> np.ndarray:
+        """Mask of values that break a rule (missing NaN never does)."""
+        with np.errstate(invalid="ignore"):
+            out = np.isinf(block) | (block < self.lo) | (block > self.hi)
+            out |= self.integral & (np.floor(block) != block) & ~np.isnan(block)
+        return out
+
+
+@lru_cache(maxsize=32)
+def number_rules(spec: DatasetSpec) -> NumberRules:
+    """The :class:`NumberRules` of a spec (cached: specs are immutable)."""
+    feats = tuple(f for f in spec.features if f.kind != "categorical")
+    lo, hi, integral = [], [], []
+    for f in feats:
+        if f.kind == "boolean":
+            lo.append(0.0), hi.append(1.0), integral.append(True)
+            continue
+        default = MAX_CODE if f.kind == "ordinal" else math.inf
+        lo.append(-default if f.min is None else max(f.min, -default))
+        hi.append(default if f.max is None else min(f.max, default))
+        integral.append(f.kind == "ordinal")
+    return NumberRules(feats, np.array(lo), np.array(hi), np.array(integral, dtype=bool))
+
+
+def text_too_long(values: Sequence[Any]) -> np.ndarray:
+    """Mask of texts longer than :data:`MAX_TEXT` (None never is)."""
+    return np.fromiter((v is not None and len(v) > MAX_TEXT for v in values), dtype=bool, count=len(values))
+
+
+# ---------------------------------------------------------------------------------------------
+# Arrow (and text) columns -> numbers or texts. pyarrow is imported only here, so that a server
+# that never reads files or Arrow bodies never loads it.
+
+
+def _is_text(t: pa.DataType) -> bool:
+    import pyarrow as pa
+
+    return pa.types.is_string(t) or pa.types.is_large_string(t)
+
+
+def _missing_to_null(arr: pa.Array, spec: DatasetSpec) -> pa.Array:
+    """Texts equal to a missing token become nulls (pyarrow's CSV reader has done it already)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    is_token = pc.is_in(arr, value_set=pa.array(list(spec.missing_values), type=arr.type))
+    if not pc.any(is_token).as_py():
+        return arr
+    return pc.if_else(is_token, pa.scalar(None, type=arr.type), arr)
+
+
+def _cast_float(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Texts cast to float64 by Arrow's own parser, and a mask of those it cannot parse (or that
+    parse to NaN).
+
+    A failing cast is split in halves until the bad values are found: a few casts per bad value,
+    and exactly the parser that the CSV reader's typed columns use.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        values = pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)
+        # "nan" parses, but a file's missing values are its tokens: a NaN text is not a number.
+        return values, np.isnan(values) & arr.is_valid().to_numpy(zero_copy_only=False)
+    except pa.ArrowInvalid:
+        if len(arr) == 1:
+            return np.array([np.nan]), np.array([True])
+    half = len(arr) // 2
+    a, bad_a = _cast_float(arr.slice(0, half))
+    b, bad_b = _cast_float(arr.slice(half))
+    return np.concatenate([a, b]), np.concatenate([bad_a, bad_b])
+
+
+def arrow_numbers(arr: pa.Array, feature: Feature, spec: DatasetSpec) -> tuple[np.ndarray, np.ndarray]:
+    """A column of a number feature as float64 (NaN missing), and a mask of values that cannot be read.
+
+    Raises:
+        TypeError: the column's Arrow type cannot hold this kind at all (e.g. a list column).
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    t = arr.type
+    if pa.types.is_dictionary(t):
+        return arrow_numbers(arr.cast(t.value_type), feature, spec)
+    if pa.types.is_null(t):
+        return np.full(len(arr), np.nan), np.zeros(len(arr), dtype=bool)
+    if _is_text(t):
+        arr = _missing_to_null(arr, spec)
+        if feature.kind == "boolean":
+            is_true = pc.is_in(arr, value_set=pa.array(spec.true_values, type=t)).to_numpy(zero_copy_only=False)
+            is_false = pc.is_in(arr, value_set=pa.array(spec.false_values, type=t)).to_numpy(zero_copy_only=False)
+            present = arr.is_valid().to_numpy(zero_copy_only=False)
+            return np.where(is_true, 1.0, np.where(is_false, 0.0, np.nan)), present & ~(is_true | is_false)
+        return _cast_float(arr)
+    if pa.types.is_boolean(t) and feature.kind != "boolean":
+        raise TypeError(t)  # true is not a number, as in JSON
+    if pa.types.is_boolean(t) or pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
+        values = pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)
+        # Missing is null; a NaN that is not null is a value that is not a number (as "nan" in a
+        # CSV field, which pyarrow's typed CSV parser turns into exactly this).
+        return values, np.isnan(values) & arr.is_valid().to_numpy(zero_copy_only=False)
+    raise TypeError(t)
+
+
+def arrow_texts(arr: pa.Array, spec: DatasetSpec) -> tuple[np.ndarray, np.ndarray]:
+    """A text column (a categorical feature or the id) as an object array of str or None, and a
+    mask of values that cannot be texts (non-integral numbers) or are too long.
+
+    Raises:
+        TypeError: the column's Arrow type cannot hold texts (e.g. a list column).
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    t = arr.type
+    bad = np.zeros(len(arr), dtype=bool)
+    if pa.types.is_dictionary(t):
+        arr = arr.cast(t.value_type)
+        t = arr.type
+    if pa.types.is_null(t):
+        arr = arr.cast(pa.string())
+    elif pa.types.is_floating(t):
+        # Parquet writers store integer codes with missing values as floats: 1.0 -> "1".
+        as_int = pc.cast(arr, pa.int64(), safe=False)
+        integral = pc.fill_null(pc.equal(pc.cast(as_int, t), arr), True).to_numpy(zero_copy_only=False)
+        bad = ~integral
+        arr = pc.cast(pc.if_else(pa.array(integral), as_int, pa.scalar(None, pa.int64())), pa.string())
+    elif pa.types.is_integer(t):
+        arr = pc.cast(arr, pa.string())
+    elif _is_text(t):
+        arr = _missing_to_null(arr, spec)
+    else:
+        raise TypeError(t)
+    if len(arr) and pc.max(pc.utf8_length(arr)).as_py() is not None:
+        bad |= pc.fill_null(pc.greater(pc.utf8_length(arr), MAX_TEXT), False).to_numpy(zero_copy_only=False)
+    return arr.to_numpy(zero_copy_only=False).astype(object), bad
+
+
+def arrow_target(arr: pa.Array, spec: DatasetSpec) -> tuple[np.ndarray, np.ndarray]:
+    """The target column as float64 1.0 / 0.0 / NaN, and a mask of values that are none of them."""
+    import pyarrow as pa
+
+    if _is_text(arr.type):
+        arr = _missing_to_null(arr, spec)
+        values, bad = _cast_float(arr)
+    elif pa.types.is_null(arr.type):
+        return np.full(len(arr), np.nan), np.zeros(len(arr), dtype=bool)
+    else:
+        values, bad = arrow_numbers(arr, Feature(name=spec.target, kind="boolean"), spec)
+    with np.errstate(invalid="ignore"):
+        bad |= ~np.isnan(values) & (values != 0.0) & (values != 1.0)
+    return values, bad
+
+
+def target_expected(spec: DatasetSpec) -> str:
+    return f"expected 0, 1 or missing ({'/'.join(repr(m) for m in spec.missing_values)})"

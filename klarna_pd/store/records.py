@@ -1,0 +1,66 @@
+"""What a stored model says about itself (BentoML's ``model.yaml``), and loading a model directory.
+
+A model directory is the plain files of :mod:`klarna_pd.model` plus BentoML's ``model.yaml``,
+whose metadata records the dataset spec and the sha256 of every file. Nothing here imports
+BentoML: the chart's init container and the server read pulled directories with this alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import ModelError
+from ..model import PDModel
+from ..spec import DatasetSpec
+
+FORMAT = "klarna-pd/1"
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    """What a stored model's ``model.yaml`` says about it."""
+
+    tag: str
+    created: str
+    metadata: dict[str, Any]
+
+    @property
+    def spec(self) -> DatasetSpec:
+        raw = self.metadata.get("spec")
+        if not isinstance(raw, dict):
+            raise ModelError(f"{self.tag} records no dataset spec in its metadata")
+        try:
+            return DatasetSpec.model_validate(raw)
+        except ValueError as exc:
+            raise ModelError(f"{self.tag} records an invalid dataset spec: {exc}") from None
+
+    def check_format(self) -> dict[str, str]:
+        if self.metadata.get("format") != FORMAT:
+            raise ModelError(f"{self.tag} is not a {FORMAT} model (metadata format {self.metadata.get('format')!r})")
+        digests = self.metadata.get("sha256")
+        if not isinstance(digests, dict):
+            raise ModelError(f"{self.tag} records no sha256 of its files: refusing to load it")
+        return digests
+
+
+def record_of_directory(path: str | Path) -> ModelRecord:
+    """The record of a model directory pulled from S3 (BentoML's folder format)."""
+    import yaml
+
+    path = Path(path)
+    try:
+        info = yaml.safe_load((path / "model.yaml").read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        raise ModelError(f"no readable model.yaml in {path}: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise ModelError(f"{path / 'model.yaml'} is not valid YAML: {exc}") from None
+    if not isinstance(info, dict):
+        raise ModelError(f"{path / 'model.yaml'} is not a BentoML model record")
+    return ModelRecord(f"{info.get('name')}:{info.get('version')}", str(info.get("creation_time", "")), dict(info.get("metadata") or {}))
+
+
+def load_directory(path: str | Path) -> PDModel:
+    """Load a model directory (a pulled or exported store entry), checking every file's sha256."""
+    return PDModel.load(path, sha256=record_of_directory(path).check_format())

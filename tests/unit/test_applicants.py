@@ -1,0 +1,76 @@
+"""Request bodies -> applicants: wire checks, the request's shape, statuses and messages."""
+
+import pytest
+
+from klarna_pd.serving.applicants import parse_legacy, parse_predict
+from klarna_pd.serving.errors import RequestError
+from klarna_pd.spec import klarna_spec
+
+pytestmark = pytest.mark.unit
+
+SPEC = klarna_spec()
+
+
+def _predict(body: bytes):
+    return parse_predict(body, SPEC, max_applicants=3, max_reasons=4)
+
+
+@pytest.mark.parametrize(
+    "body, status, needle",
+    [
+        (b'{"applicants": [{"age": NaN}]}', 400, "NaN is not a JSON value; send null"),
+        (b'{"applicants": [{"age": -Infinity}]}', 400, "-Infinity is not a JSON value"),
+        (b'{"applicants": [{"uuid": Infinity}]}', 400, "Infinity is not a JSON value"),
+        (b'{"applicants": [{"age": 1', 400, "malformed JSON"),
+        (b'{"applicants": [{"merchant_group": "\xff"}]}', 400, "not UTF-8 text (byte 0xff at offset 36)"),
+        (b"", 400, "empty request body"),
+        (b"[" * 5000 + b"]" * 5000, 400, "malformed JSON: recursion limit"),
+        (b"[1]", 422, "expected a JSON object {'applicants': [...]}, got [1]"),
+        (b'{"applicants": [], "age": 3}', 422, "unknown field 'age'; the request object takes only 'applicants'"),
+        (b"{}", 422, "required field 'applicants' is missing"),
+        (b'{"applicants": {}}', 422, "expected a list of applicant objects"),
+        (b'{"applicants": []}', 422, "expected at least one applicant, got an empty list"),
+        (b'{"applicants": [{}, {}, {}, {}]}', 422, "expected at most 3 applicants per request, got 4"),
+        (b'{"applicants": [{}, {"age": "x"}]}', 422, "applicants[1].age: expected a finite number"),
+        (b'{"applicants": [{"age": 30, "age": 70}]}', 422, "field 'age' appears twice in one object"),
+        (b'{"applicants": [{"reasons": 9}]}', 422, "applicants[0].reasons: expected an integer from 0 to 4, got 9"),
+        (b'{"applicants": [{"reasons": true}]}', 422, "expected an integer from 0 to 4, got True"),
+    ],
+)
+def test_predict_bodies(body, status, needle):
+    with pytest.raises(RequestError) as err:
+        _predict(body)
+    assert err.value.status == status
+    assert needle in err.value.message, err.value.message
+    assert err.value.payload()["errors"], "every error carries the errors array"
+
+
+def test_a_valid_request():
+    got = _predict(b'{"applicants": [{"age": 30, "reasons": 2}, {"uuid": "b"}]}')
+    assert len(got) == 2 and got.reasons == [2, 0] and got.batch.ids.tolist() == [None, "b"]
+
+
+def test_a_key_with_a_colon_inside_a_string_is_not_a_duplicate():
+    got = _predict(b'{"applicants": [{"merchant_category": "a: b", "uuid": "x:y"}]}')
+    assert got.batch.texts["merchant_category"].tolist() == ["a: b"]
+
+
+def test_legacy_reads_nan_as_missing_and_ignores_the_target():
+    got = parse_legacy(b'{"age": NaN, "uuid": "u1", "default": 0, "merchant_group": NaN, "has_paid": true}', SPEC)
+    assert got.batch.ids.tolist() == ["u1"] and got.batch.texts["merchant_group"].tolist() == [None]
+    assert got.batch.column("has_paid")[0] == 1.0
+
+
+@pytest.mark.parametrize(
+    "body, needle",
+    [
+        (b"[{}]", "expected one applicant as a JSON object, got [{}]"),
+        (b'{"age": "x"}', "age: expected a finite number"),
+        (b'{"age": Infinity}', "age: expected a finite number from 18 to 120 or null, got inf"),
+        (b'{"agee": 3}', "agee: unknown field 'agee'"),
+    ],
+)
+def test_legacy_refusals(body, needle):
+    with pytest.raises(RequestError) as err:
+        parse_legacy(body, SPEC)
+    assert err.value.status in (400, 422) and needle in err.value.message, err.value.message
