@@ -1,4 +1,4 @@
-"""The image that ships, built once per session: a small model -> `bentoml build` ->
+"""The image that ships, built once per session: the small model -> `bentoml build` ->
 `bentoml containerize --backend podman` on the stand-in base image."""
 
 from __future__ import annotations
@@ -12,37 +12,23 @@ import boto3
 import httpx
 import pytest
 
-from ..conftest import ROOT, free_port, records_of
+from ..helpers.paths import ROOT
+from ..helpers.servers import free_port
 from .podman import Pod, check_tools, containerize, ensure_base_image, remove_image
 
 
 @pytest.fixture(scope="session")
-def small_model(synthetic_small, tmp_path_factory, bentoml_home):
-    """A model trained in seconds (6,000 synthetic rows, 3 folds) in the session's store: (tag, PDModel)."""
-    from klarna_pd.pipeline import run
-    from klarna_pd.spec import klarna_spec
-    from klarna_pd.store import load_model
-    from klarna_pd.training import TrainConfig
-
-    out = tmp_path_factory.mktemp("small-outputs")
-    summary = run(synthetic_small, klarna_spec(), out, TrainConfig(folds=3, seed=0), synthetic=True, log=lambda *_: None)
-    return summary.model_tag, load_model(summary.model_tag)
-
-
-@pytest.fixture(scope="session")
-def applicants(synthetic_small, klarna_spec):
+def applicants(sample_records):
     """100 rows of the small model's training file as the JSON a client sends (missing -> null)."""
-    from klarna_pd.data import read_dataset
-
-    return records_of(read_dataset(synthetic_small, klarna_spec).frame.head(100), klarna_spec)
+    return sample_records[1][:100]
 
 
 @pytest.fixture(scope="session")
-def image(small_model, bentoml_home):
-    """The Bento's image with the small model built in; removed at the end of the session."""
+def image(small_trained, bentoml_home):
+    """The Bento's image with the small model (6,000 rows, 3 folds) built in; removed at the end of the session."""
     check_tools()
     ensure_base_image()
-    tag, _ = small_model
+    tag = small_trained.model_tag
     proc = subprocess.run(
         [sys.executable, "-m", "bentoml", "build", "-o", "tag"],
         cwd=ROOT, env={**os.environ, "KLARNA_PD_MODEL_TAG": tag}, capture_output=True, text=True,

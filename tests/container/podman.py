@@ -21,8 +21,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "klarna-pd"
-ENV = {
-    **os.environ,
+PODMAN_ENV = {
     "CONTAINERS_CONF": str(ROOT / "scripts" / "containers.conf"),
     # Builds run their steps in a chroot: no user namespaces for RUN steps on these machines.
     "BUILDAH_ISOLATION": "chroot",
@@ -35,16 +34,24 @@ class PodmanError(RuntimeError):
     pass
 
 
-def podman(*args: str, check: bool = True, timeout: float = 120, input: str | None = None) -> subprocess.CompletedProcess:
-    proc = subprocess.run(["podman", *args], env=ENV, capture_output=True, text=True, timeout=timeout, input=input)
+def _env() -> dict[str, str]:
+    return {**os.environ, **PODMAN_ENV}
+
+
+def podman(*args: str, check: bool = True, timeout: float = 120, input: str | bytes | None = None) -> subprocess.CompletedProcess:
+    if isinstance(input, bytes):  # binary in, text out
+        proc = subprocess.run(["podman", *args], env=_env(), capture_output=True, timeout=timeout, input=input)
+        proc.stdout, proc.stderr = proc.stdout.decode(), proc.stderr.decode()
+    else:
+        proc = subprocess.run(["podman", *args], env=_env(), capture_output=True, text=True, timeout=timeout, input=input)
     if check and proc.returncode != 0:
         raise PodmanError(f"podman {' '.join(args[:3])} ... exited with {proc.returncode}:\n{proc.stderr[-3000:]}")
     return proc
 
 
 def check_tools() -> None:
-    """Podman as scripts/container-tools.sh leaves it, or a failure that says how to get there."""
-    proc = subprocess.run([str(ROOT / "scripts" / "container-tools.sh")], env=ENV, capture_output=True, text=True)
+    """Podman as scripts/container-tools.sh leaves it (it installs podman when missing, as root)."""
+    proc = subprocess.run([str(ROOT / "scripts" / "container-tools.sh")], env=_env(), capture_output=True, text=True)
     if proc.returncode != 0:
         raise PodmanError(f"scripts/container-tools.sh failed (podman is needed; make test installs it):\n{proc.stderr}")
 
@@ -52,21 +59,22 @@ def check_tools() -> None:
 def ensure_base_image() -> float:
     """The stand-in for python:3.11-slim (built only when missing); seconds it took."""
     started = time.monotonic()
-    proc = subprocess.run([str(ROOT / "scripts" / "standin-base.sh")], env=ENV, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run([str(ROOT / "scripts" / "standin-base.sh")], env=_env(), capture_output=True, text=True, timeout=900)
     if proc.returncode != 0:
         raise PodmanError(f"scripts/standin-base.sh failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
     return time.monotonic() - started
 
 
-def containerize(bento: str, image: str) -> str:
+def containerize(bento: str, image: str, *opts: str) -> str:
     """`bentoml containerize` of a Bento in the current BENTOML_HOME; returns the build log.
 
     Run from the temporary directory: since 1.4.36 BentoML refuses a Bento's Dockerfile template
     that does not lie under the working directory, and it copies the Bento to a temporary build
     context first (bentoml/BentoML#5566, open)."""
     proc = subprocess.run(
-        [sys.executable, "-m", "bentoml", "containerize", "--backend", "podman", "--opt", "network=host", bento, "-t", image],
-        env=ENV, capture_output=True, text=True, timeout=1800, cwd=tempfile.gettempdir(),
+        [sys.executable, "-m", "bentoml", "containerize", "--backend", "podman", "--opt", "network=host",
+         *(f"--opt={o}" for o in opts), bento, "-t", image],
+        env=_env(), capture_output=True, text=True, timeout=1800, cwd=tempfile.gettempdir(),
     )
     if proc.returncode != 0:
         raise PodmanError(f"bentoml containerize {bento} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
@@ -118,9 +126,9 @@ def free_port() -> int:
 # Run inside a container of the pod: one HTTP call on loopback, answered as JSON on stdout.
 _HTTP = """
 import json, sys, urllib.request, urllib.error
-method, url = sys.argv[1], sys.argv[2]
+method, url, content_type = sys.argv[1:4]
 body = sys.stdin.buffer.read() or None
-req = urllib.request.Request(url, data=body, method=method, headers={"Content-Type": "application/json"})
+req = urllib.request.Request(url, data=body, method=method, headers={"Content-Type": content_type})
 try:
     with urllib.request.urlopen(req, timeout=60) as resp:
         status, text = resp.status, resp.read().decode()
@@ -188,13 +196,16 @@ class Pod:
         proc = podman("logs", self.container(name), check=False)
         return proc.stdout + proc.stderr
 
-    def exec(self, name: str, *argv: str, input: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    def exec(self, name: str, *argv: str, input: str | bytes | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
         return podman("exec", "-i", self.container(name), *argv, input=input, timeout=timeout, check=False)
 
-    def http(self, method: str, path: str, body: object = None, *, via: str = SERVER) -> tuple[int, str]:
-        """One request to the server on the pod's loopback, made by python inside container `via`."""
-        data = "" if body is None else json.dumps(body)
-        proc = self.exec(via, "python", "-c", _HTTP, method, f"http://127.0.0.1:{self.port}{path}", input=data)
+    def http(self, method: str, path: str, body: object = None, *, content_type: str = "application/json",
+             via: str = SERVER) -> tuple[int, str]:
+        """One request to the server on the pod's loopback, made by python inside container `via`.
+        ``body``: JSON-able, or bytes sent as they are."""
+        data = body if isinstance(body, bytes) else b"" if body is None else json.dumps(body).encode()
+        proc = self.exec(via, "python", "-c", _HTTP, method, f"http://127.0.0.1:{self.port}{path}", content_type,
+                         input=data)
         if proc.returncode != 0:
             raise PodmanError(f"{method} {path} inside the pod failed:\n{proc.stderr[-2000:]}")
         answer = json.loads(proc.stdout)

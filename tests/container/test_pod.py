@@ -32,21 +32,37 @@ def test_the_pod_with_default_values_becomes_ready(default_pod):
     print(f"ready {default_pod.ready_after:.1f} s after kube play")
 
 
-def test_it_serves_the_same_pds_as_the_library(default_pod, small_model, applicants):
-    tag, model = small_model
+def test_it_serves_the_same_pds_as_the_library(default_pod, small_trained, small_model, applicants):
     status, body = default_pod.http("POST", "/predict", {"applicants": applicants})
     assert status == 200, body
-    assert [r["pd"] for r in json.loads(body)] == model.predict(applicants).tolist()
+    assert [r["pd"] for r in json.loads(body)] == small_model.predict_records(applicants).tolist()
     status, body = default_pod.http("GET", "/metadata")
-    assert status == 200 and json.loads(body)["model_tag"] == tag
+    assert status == 200 and json.loads(body)["model_tag"] == small_trained.model_tag
+
+
+def test_it_scores_an_arrow_body_the_same(default_pod, small_model, applicants):
+    """Columnar bodies need pyarrow in the image (requirements-serve.txt)."""
+    import io
+
+    import pyarrow as pa
+
+    sink = io.BytesIO()
+    table = pa.Table.from_pylist(applicants)
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    status, body = default_pod.http("POST", "/predict", sink.getvalue(), content_type="application/vnd.apache.arrow.stream")
+    assert status == 200, body
+    assert [r["pd"] for r in json.loads(body)] == small_model.predict_records(applicants).tolist()
 
 
 def test_the_chart_settings_reached_the_server(default_pod):
     values = yaml.safe_load((CHART / "values.yaml").read_text())["settings"]
     status, body = default_pod.http("GET", "/metadata")
-    batching = json.loads(body)["batching"]
-    assert batching == {"adaptive": values["adaptiveBatching"], "max_batch_size": values["maxBatchSize"],
-                        "max_latency_ms": values["maxLatencyMs"]}
+    info = json.loads(body)
+    assert info["batching"] == {"adaptive": values["adaptiveBatching"], "batch_max_applicants": values["batchMaxApplicants"],
+                                "max_batch_size": values["maxBatchSize"], "max_latency_ms": values["maxLatencyMs"]}
+    assert info["limits"] == {"max_applicants": values["maxApplicants"], "max_body_bytes": values["maxBodyBytes"],
+                              "max_reasons": values["maxReasons"]}
     assert _declared_body(default_pod, values["maxBodyBytes"]) == (200, "")
     status, message = _declared_body(default_pod, values["maxBodyBytes"] + 1)
     assert status == 413 and f"over the limit of {values['maxBodyBytes']:,} bytes" in message
@@ -98,8 +114,8 @@ for _ in range(n):  # whole requests sent first: all accepted before the signal
     conn.request("POST", "/predict", body=body, headers={"content-type": "application/json"})
     conns.append(conn)
 metrics = urllib.request.urlopen("http://127.0.0.1:3000/metrics", timeout=10).read().decode()
-found = re.search(r'^bentoml_service_request_in_progress\{endpoint="/predict"[^}]*\} (\S+)$', metrics, re.M)
-print("sent", found.group(1) if found else 0, flush=True)
+found = re.findall(r'^klarna_pd_requests_in_progress\{[^}]*route="/predict"[^}]*\} (\S+)$', metrics, re.M)
+print("sent", sum(float(v) for v in found), flush=True)
 results = []
 for conn in conns:
     try:

@@ -8,7 +8,7 @@ import boto3
 import httpx
 import pytest
 
-from klarna_pd.remote import push
+from klarna_pd.store.s3 import push
 
 from .podman import INIT, SERVER, free_port, chart_deployment
 
@@ -38,24 +38,24 @@ def _s3_deployment(image: str, uri: str, s3_env: dict[str, str], port: int, *, r
 
 
 @pytest.fixture()
-def pushed(s3, small_model, monkeypatch):
+def pushed(s3, small_trained, monkeypatch):
     """The small model pushed to S3 (`python -m klarna_pd.store push`) under a prefix of its own."""
     url, env = s3
     for k, v in env.items():
         monkeypatch.setenv(k, v)
-    return push(small_model[0], f"s3://models/run-{time.monotonic_ns()}", log=lambda *_: None)
+    return push(small_trained.model_tag, f"s3://models/run-{time.monotonic_ns()}", log=lambda *_: None)
 
 
-def test_the_init_container_pulls_the_model_and_the_server_serves_it(image, pods, s3, pushed, small_model, applicants):
-    tag, model = small_model
+def test_the_init_container_pulls_the_model_and_the_server_serves_it(image, pods, s3, pushed, small_trained, small_model,
+                                                                     applicants):
     port = free_port()
     pod = pods(_s3_deployment(image, pushed, s3[1], port), port=port)
     ready_after = pod.wait_ready()  # after the init container succeeded: podman then removes it
     status, body = pod.http("POST", "/predict", {"applicants": applicants})
     assert status == 200, body
-    assert [r["pd"] for r in json.loads(body)] == model.predict(applicants).tolist()
+    assert [r["pd"] for r in json.loads(body)] == small_model.predict_records(applicants).tolist()
     info = json.loads(pod.http("GET", "/metadata")[1])
-    assert info["model_tag"] == tag and info["source"] == "/var/lib/klarna-pd/model"
+    assert info["model_tag"] == small_trained.model_tag and info["source"] == "/var/lib/klarna-pd/model"
     print(f"pulled from S3 and ready {ready_after:.1f} s after kube play")
 
 
