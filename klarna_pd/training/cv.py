@@ -153,7 +153,7 @@ def cross_validate(
             callbacks=[lgb.early_stopping(config.early_stopping_rounds, verbose=False)],
         )
         rounds = booster.best_iteration or booster.current_iteration()
-        oof[va] = booster.predict(matrix[va], raw_score=True, num_iteration=rounds)
+        oof[va] = booster.predict(matrix[va], raw_score=True, num_iteration=rounds, num_threads=params["num_threads"])
         fold_auc.append(metrics.auc(y[va], oof[va]))
         best.append(int(rounds))
         log(f"fold {k}/{config.folds}: AUC {fold_auc[-1]:.4f}, {rounds} rounds, {time.perf_counter() - started:.1f} s")
