@@ -35,13 +35,15 @@ test: $(STAMP) $(CHECKOV_STAMP)
 	scripts/container-tools.sh
 	$(BIN)/python -m pytest
 
-# Benchmarks (not tests): tables printed and written to benchmarks/results/. Needs wrk (apt-get install wrk).
+# Benchmarks (not tests): tables printed and written to benchmarks/results/. Needs wrk (apt-get install wrk);
+# image.py needs podman (scripts/container-tools.sh), cpu_limit.py a cgroup cpu controller (both: root).
 bench: $(STAMP)
 	$(BIN)/python benchmarks/train.py
 	$(BIN)/python benchmarks/serve.py
 	$(BIN)/python benchmarks/batch.py
 	$(BIN)/python benchmarks/soak.py
 	$(BIN)/python benchmarks/image.py
+	$(BIN)/python benchmarks/cpu_limit.py
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) outputs .pytest_cache
