@@ -1,14 +1,16 @@
 """The chart's pod, started for real: the Deployment real Helm renders, run by `podman kube play`
 on the image `bentoml containerize` built, spoken to over the pod's loopback from inside the pod."""
 
+import io
 import json
 import re
 import time
 
+import pyarrow as pa
 import pytest
 import yaml
 
-from .podman import CHART, SERVER, chart_deployment, podman
+from .podman import CHART, SERVER, Pod, chart_deployment, podman
 
 pytestmark = [pytest.mark.container, pytest.mark.slow]
 
@@ -16,8 +18,6 @@ pytestmark = [pytest.mark.container, pytest.mark.slow]
 @pytest.fixture(scope="module")
 def default_pod(image):
     """The pod of `helm install klarna-pd` with the chart's default values: the model built into the image."""
-    from .podman import Pod
-
     pod = Pod(chart_deployment(None, image)).play()
     try:
         pod.ready_after = pod.wait_ready()
@@ -42,10 +42,6 @@ def test_it_serves_the_same_pds_as_the_library(default_pod, small_trained, small
 
 def test_it_scores_an_arrow_body_the_same(default_pod, small_model, applicants):
     """Columnar bodies need pyarrow in the image (requirements-serve.txt)."""
-    import io
-
-    import pyarrow as pa
-
     sink = io.BytesIO()
     table = pa.Table.from_pylist(applicants)
     with pa.ipc.new_stream(sink, table.schema) as writer:
