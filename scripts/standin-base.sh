@@ -34,13 +34,14 @@ rm -f "$root"/usr/lib/python3*/EXTERNALLY-MANAGED
 
 # This machine's CA bundle, so that pip, uv and apt inside builds reach the package index
 # through whatever TLS-inspecting proxy this machine trusts.
+# (update-ca-certificates warns that the file holds more than one certificate, and adds them all.)
 cp /etc/ssl/certs/ca-certificates.crt "$root/usr/local/share/ca-certificates/build-host-bundle.crt"
-chroot "$root" update-ca-certificates >/dev/null
+chroot "$root" update-ca-certificates >/dev/null 2>&1
 
 tar -C "$root" -c . | podman import \
     --change 'ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt' \
     --change 'ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt' \
     --change 'ENV UV_SYSTEM_CERTS=1' \
     --change 'CMD ["python3"]' \
-    - "$IMAGE" >/dev/null
+    --quiet - "$IMAGE" >/dev/null
 echo "standin-base: $IMAGE ($(podman image inspect --format '{{.Size}}' "$IMAGE") bytes)"
