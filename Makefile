@@ -1,14 +1,19 @@
 # make run   - set up, train on the default data (the synthetic stand-in when data/dataset.csv
-#              is absent), then serve the model on http://localhost:3000
-# make test  - set up, then run the test suite
+#              is absent; the last model is reused when data, spec and settings are unchanged),
+#              then serve the model on http://localhost:3000
+# make train - train again, whatever is in the model store
+# make test  - set up (and install chromium for the report's browser test), then run the test suite
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CHECKOV_VENV ?= .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
+# No usage telemetry from BentoML (the chart and the image set it too).
+export BENTOML_DO_NOT_TRACK := True
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run train serve test bench clean
+.PHONY: run train serve test bench clean browser
 
 $(STAMP): requirements.txt requirements-serve.txt requirements-dev.txt requirements-spark.txt requirements-ops.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,12 +31,19 @@ train: $(STAMP)
 	$(BIN)/python train.py
 
 serve: $(STAMP)
-	$(BIN)/bentoml serve service:KlarnaPD
+	BENTOML_CONFIG=bentoml_config.yaml $(BIN)/bentoml serve service:KlarnaPD
 
-run: train serve
+run: $(STAMP)
+	$(BIN)/python train.py --reuse
+	@$(MAKE) --no-print-directory serve
+
+# The report's browser test looks at report.html in Debian's chromium; installed once.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium; }
 
 # scripts/container-tools.sh: podman for the container tests (apt-get when missing; needs root).
-test: $(STAMP) $(CHECKOV_STAMP)
+test: $(STAMP) $(CHECKOV_STAMP) browser
 	scripts/container-tools.sh
 	$(BIN)/python -m pytest
 
@@ -40,6 +52,7 @@ test: $(STAMP) $(CHECKOV_STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/train.py
 	$(BIN)/python benchmarks/serve.py
+	$(BIN)/python benchmarks/hostile.py
 	$(BIN)/python benchmarks/batch.py
 	$(BIN)/python benchmarks/soak.py
 	$(BIN)/python benchmarks/image.py

@@ -21,7 +21,6 @@ import gc
 import logging
 
 import bentoml
-from _bentoml_sdk import IODescriptor
 from bentoml.exceptions import BentoMLException
 
 from klarna_pd.errors import ModelError
@@ -142,7 +141,7 @@ class KlarnaPD:
         batchable=settings.adaptive_batching,
         max_batch_size=settings.max_batch_size,
         max_latency_ms=settings.max_latency_ms,
-        input_spec=predict_input_spec(Applicant, IODescriptor, max_applicants=settings.max_applicants),
+        input_spec=predict_input_spec(Applicant, bentoml.IODescriptor, max_applicants=settings.max_applicants),
     )
     def predict(self, applicants: list[Applicant]) -> list[PDResult]:
         """Probability of default of each applicant, in order.

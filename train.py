@@ -1,8 +1,10 @@
 """Train the PD model: cross-validate, calibrate, score the unlabelled rows, store the model.
 
-    python train.py [--data PATH] [--spec SPEC.yaml] [--out DIR] [--folds 10] [--seed 0]
+    python train.py [--data PATH] [--spec SPEC.yaml] [--out DIR] [--folds 10] [--seed 0] [--reuse] [--signing-key PEM]
 
-Without --data it uses data/dataset.csv, or else the synthetic stand-in (and says so loudly).
+Without --data it uses data/dataset.csv, or else the synthetic stand-in. A synthetic file is
+recognised by its provenance record wherever it is, and said so loudly. Models are named after
+the spec (klarna-pd, uci_taiwan-pd, ...) and outputs go to outputs/<spec name>/.
 """
 
 from __future__ import annotations
@@ -11,10 +13,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from klarna_pd.errors import DataError, SpecError
+from klarna_pd.errors import DataError, ModelError, SpecError
 from klarna_pd.spec import resolve_spec
 from klarna_pd.training import TrainConfig
-from klarna_pd.training.pipeline import resolve_data, run
+from klarna_pd.training.pipeline import default_model_name, default_out, resolve_data, run
+from klarna_pd.training.reuse import reusable_model
 
 
 def _int_at_least(low: int):
@@ -35,11 +38,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data", type=Path, default=None,
                         help="CSV (.gz too) or Parquet file (default: data/dataset.csv, else the synthetic stand-in)")
     parser.add_argument("--spec", type=Path, default=None, help="dataset spec YAML (default: the built-in Klarna spec)")
-    parser.add_argument("--out", type=Path, default=Path("outputs"), help="output directory (default: outputs/)")
+    parser.add_argument("--out", type=Path, default=None, help="output directory (default: outputs/<spec name>/)")
     parser.add_argument("--folds", type=_int_at_least(2), default=10, help="cross-validation folds (default: 10)")
     parser.add_argument("--seed", type=_int_at_least(0), default=0, help="random seed (default: 0)")
-    parser.add_argument("--model-name", default="klarna-pd", help="name in the BentoML model store (default: klarna-pd)")
+    parser.add_argument("--model-name", default=None,
+                        help="name in the BentoML model store (default: <spec name>-pd, e.g. klarna-pd)")
     parser.add_argument("--no-store", action="store_true", help="do not save the model into the BentoML model store")
+    parser.add_argument("--signing-key", type=Path, default=None,
+                        help="private key (PEM) to sign the stored model with (default: KLARNA_PD_SIGNING_KEY, "
+                             "else this machine's development key under $BENTOML_HOME/klarna-pd-keys)")
+    parser.add_argument("--reuse", action="store_true",
+                        help="do not train when the newest stored model was trained from the same data (sha256), "
+                             "spec and settings and its outputs are in place (make run uses this; make train does not)")
     parser.add_argument("--no-monotone", action="store_true", help="ignore the spec's monotone constraints")
     return parser
 
@@ -48,17 +58,19 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         spec = resolve_spec(args.spec)
-        data, synthetic = resolve_data(args.data, builtin_spec=args.spec is None, log=print)
-        summary = run(
-            data,
-            spec,
-            args.out,
-            TrainConfig(folds=args.folds, seed=args.seed, monotone=not args.no_monotone),
-            synthetic=synthetic,
-            store=not args.no_store,
-            model_name=args.model_name,
-        )
-    except (DataError, SpecError, FileNotFoundError, ValueError) as exc:
+        data = resolve_data(args.data, builtin_spec=args.spec is None, log=print)
+        out = args.out or default_out(spec)
+        model_name = args.model_name or default_model_name(spec)
+        config = TrainConfig(folds=args.folds, seed=args.seed, monotone=not args.no_monotone)
+        if args.reuse and not args.no_store and data.exists():
+            tag, why = reusable_model(data, spec, out, config, model_name)
+            if tag is not None:
+                print(f"not training: reusing {why} (make train, or python train.py without --reuse, retrains)")
+                return 0
+            print(f"training: {why}")
+        summary = run(data, spec, out, config, store=not args.no_store, model_name=model_name,
+                      signing_key=args.signing_key)
+    except (DataError, SpecError, ModelError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     m = summary.metrics
@@ -69,9 +81,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"wrote {', '.join(str(summary.out / n) for n in ('predictions.csv', 'metrics.json', 'report.md', 'report.html'))}")
     if summary.model_tag:
-        print(f"model: {summary.model_tag} (serve it: bentoml serve)")
+        serve = "bentoml serve service:KlarnaPD"
+        if not summary.model_tag.startswith("klarna-pd:"):
+            serve = f"KLARNA_PD_MODEL_TAG={summary.model_tag.split(':')[0]}:latest {serve}"
+        print(f"model: {summary.model_tag} (spec {spec.name}; serve it: {serve})")
     if summary.synthetic:
-        print("NOTE: trained on the SYNTHETIC stand-in, not the real dataset.csv")
+        print("NOTE: trained on the SYNTHETIC stand-in, not real data")
     return 0
 
 

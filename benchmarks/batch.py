@@ -53,7 +53,6 @@ def _run(argv: list[str]) -> dict[str, float]:
 
 
 def _ceiling(model_tag: str, data: Path, repeats: int) -> dict[str, float]:
-    import numpy as np
 
     from klarna_pd.data.files import read_dataset
     from klarna_pd.store.local import load_model
@@ -110,7 +109,7 @@ def main() -> int:
             wall = statistics.median(r["wall_s"] for r in runs)
             rss = max(r["peak_rss_mib"] for r in runs)
             raw["local"][n] = runs
-            rows_out.append([f"local engine, CSV in -> CSV out", f"{n:,}", f"{n / wall:,.0f}",
+            rows_out.append(["local engine, CSV in -> CSV out", f"{n:,}", f"{n / wall:,.0f}",
                              f"{100 * n / wall / ceiling['rows_per_s']:.0f} %", f"{wall:.1f}", f"{rss:,.0f}"])
             print(f"local {n:,}: {n / wall:,.0f} rows/s, {rss:,.0f} MiB", file=sys.stderr)
         if not args.no_spark:
@@ -128,7 +127,7 @@ def main() -> int:
     notes = [
         f"Medians of {args.repeats} runs (Spark: {max(1, args.repeats - 2)}); the wall time of the local engine includes "
         "starting Python and loading the model; peak RSS is the largest of the runs (wait4 ru_maxrss).",
-        f"Goals: local engine at least 50 % of raw predict; peak RSS under 1 GiB at 10M rows.",
+        "Goals: local engine at least 50 % of raw predict; peak RSS under 1 GiB at 10M rows.",
     ]
     if profile:
         notes += ["", f"Profile of the local engine on {first:,} rows (py-spy, self time, all threads):", "```", *profile, "```"]

@@ -1,4 +1,5 @@
-"""The service's settings: one class, read from ``KLARNA_PD_*`` environment variables.
+"""The settings: one class, read from ``KLARNA_PD_*`` environment variables (serving, and the
+model signing keys that every model load consults).
 
 The Helm chart passes its ``settings`` values as these variables.
 """
@@ -78,6 +79,19 @@ class Settings(BaseSettings):
     workers: int = Field(default_factory=available_cpus, ge=1)
     """Server worker processes (each one core's worth of scoring); default: one per CPU the
     process may use (its affinity and cgroup CPU quota)."""
+
+    verify_key: Path | None = None
+    """Public key (PEM) that models must be signed with; every load checks it (server start, batch
+    scoring, ``pull``, ``verify``). Unset: the public half of ``signing_key``, else this machine's
+    development key (``$BENTOML_HOME/klarna-pd-keys``), else no model is accepted."""
+
+    signing_key: Path | None = None
+    """Private key (PEM) that training and ``push`` sign models with. Unset: training signs with
+    this machine's development key (made on first use); ``push`` carries the model's signature."""
+
+    allow_unsigned: bool = False
+    """Accept unsigned models, and signed ones when there is no key to check them with. Local
+    development only: a signature that does not verify is refused regardless."""
 
     @field_validator("api_keys", mode="before")
     @classmethod

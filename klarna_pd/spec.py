@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import math
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Literal
@@ -50,6 +50,8 @@ class Feature(BaseModel):
     monotone: Literal[-1, 0, 1] = 0
     """+1: the PD may only rise with the value; -1: only fall; 0: free."""
     description: str = ""
+    missing_means: str = ""
+    """What a missing value says about the applicant (e.g. "no payment history"), for reason codes."""
     min: float | None = None
     """Smallest valid value (numeric and ordinal only); smaller values are refused, not clipped."""
     max: float | None = None
@@ -104,21 +106,29 @@ class DatasetSpec(BaseModel):
             raise ValueError(f"tokens {sorted(clash)} are both true and false values")
         return self
 
-    @property
+    # Derived lists are cached on the (immutable) spec: the request path reads them per request.
+    def model_copy(self, *, update=None, deep: bool = False) -> DatasetSpec:
+        """A copy (pydantic's), without the cached lists of the original (they may not hold for it)."""
+        copy = super().model_copy(update=update, deep=deep)
+        for name in _CACHED:
+            copy.__dict__.pop(name, None)
+        return copy
+
+    @cached_property
     def feature_names(self) -> list[str]:
         return [f.name for f in self.features]
 
-    @property
+    @cached_property
     def columns(self) -> list[str]:
         """Every column a data file must have: id, target, then the features."""
         return [self.id, self.target, *self.feature_names]
 
-    @property
+    @cached_property
     def number_names(self) -> list[str]:
         """Features read as numbers (numeric, ordinal, boolean), in spec order."""
         return [f.name for f in self.features if f.kind != "categorical"]
 
-    @property
+    @cached_property
     def text_names(self) -> list[str]:
         """Features read as text (categorical), in spec order."""
         return [f.name for f in self.features if f.kind == "categorical"]
@@ -142,6 +152,9 @@ class DatasetSpec(BaseModel):
     @classmethod
     def from_json(cls, text: str) -> DatasetSpec:
         return _validate(json.loads(text), "<json>")
+
+
+_CACHED = ("feature_names", "columns", "number_names", "text_names")
 
 
 def _validate(raw: object, source: str) -> DatasetSpec:

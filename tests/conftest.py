@@ -117,6 +117,20 @@ def _spec():
     return klarna_spec()
 
 
+@pytest.fixture(scope="session")
+def spark():
+    """One local Spark session for the whole run (the JVM takes seconds to start)."""
+    pytest.importorskip("pyspark", reason="pyspark not installed (requirements-spark.txt)")
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        pytest.skip("no Java runtime (Spark needs Java 17): install openjdk-17-jre-headless")
+    from klarna_pd.batch.spark import session
+
+    s = session("local[2]")
+    s.sparkContext.setLogLevel("ERROR")
+    yield s
+    s.stop()
+
+
 # -- servers ----------------------------------------------------------------------------------
 
 

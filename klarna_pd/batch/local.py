@@ -19,9 +19,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..cpus import available_cpus
-from ..data.files import Chunk, is_parquet, iter_chunks
+from ..data.batch import Batch, RowProblem
+from ..data.files import Chunk, Tally, is_parquet, iter_chunks
+from ..errors import DataError
 from ..model import PDModel
 from ..progress import Progress
+from .ids import IdLedger, screen
 from .sinks import open_sinks
 
 T = TypeVar("T")
@@ -33,6 +36,8 @@ class BatchSummary:
     input: str
     output: str
     rejects: str | None
+    rows_in: int
+    """Rows the input holds, counted from its lines (CSV) or metadata (Parquet), not by the parser."""
     rows_scored: int
     rows_rejected: int
     seconds: float
@@ -42,16 +47,31 @@ class BatchSummary:
         return (self.rows_scored + self.rows_rejected) / max(self.seconds, 1e-9)
 
     @classmethod
-    def of(cls, input: object, output: object, rejects: object, scored: int, rejected: int, started: float) -> BatchSummary:
+    def of(cls, input: object, output: object, rejects: object, rows_in: int, scored: int, rejected: int,
+           started: float) -> BatchSummary:
         """The summary of a run that began at ``started`` (``time.perf_counter()``)."""
-        return cls(str(input), str(output), str(rejects) if rejected else None, scored, rejected,
+        return cls(str(input), str(output), str(rejects) if rejected else None, rows_in, scored, rejected,
                    time.perf_counter() - started)
 
     def line(self) -> str:
+        """What the CLI prints: the run, then the invariant ``rows in N = scored S + rejected R``."""
         text = f"scored {self.rows_scored:,} rows into {self.output} in {self.seconds:,.1f} s ({self.rows_per_second:,.0f} rows/s)"
         if self.rows_rejected:
             text += f"; rejected {self.rows_rejected:,} rows, reasons in {self.rejects}"
-        return text
+        return text + f"\nrows in {self.rows_in:,} = scored {self.rows_scored:,} + rejected {self.rows_rejected:,}"
+
+
+def check_rows(rows_in: int, scored: int, rejected: int) -> None:
+    """The invariant of every run: each input row was scored or rejected, none lost or made up.
+
+    Raises:
+        DataError: the counts disagree (the run must then write nothing).
+    """
+    if rows_in != scored + rejected:
+        gap = rows_in - scored - rejected
+        what = f"{gap:,} rows unaccounted for" if gap > 0 else f"{-gap:,} rows more than the input holds"
+        raise DataError(f"rows in {rows_in:,} but scored {scored:,} + rejected {rejected:,}: {what}; "
+                        "nothing written")
 
 
 def default_rejects(output: Path) -> Path:
@@ -119,6 +139,21 @@ def prefetch(items: Iterable[T], depth: int = PREFETCH) -> Iterator[T]:
         worker.join(timeout=5)
 
 
+def _screened(chunks: Iterable[Chunk], ledger: IdLedger, id_name: str, strict: bool,
+              path: Path) -> Iterator[tuple[Batch, list[RowProblem]]]:
+    """The chunks' rows to score and all their problems, after the id policy (:mod:`.ids`).
+
+    Runs in the reader thread, beside the parsing, so that scoring does not wait for it.
+    """
+    for chunk in chunks:
+        batch, _, id_problems = screen(chunk.batch, chunk.lines, ledger, id_name)
+        if strict and id_problems:
+            first = id_problems[0]
+            raise DataError(first.reason, path=path, line=first.line, column=first.column)
+        problems = sorted(chunk.problems + id_problems, key=lambda p: p.line) if id_problems else chunk.problems
+        yield batch, problems
+
+
 def score_file(
     model: PDModel,
     input_path: str | Path,
@@ -147,6 +182,10 @@ def score_file(
 
     Returns:
         Counts and timing.
+
+    Raises:
+        DataError: the input cannot be read, a row is bad (``strict``), or the rows in are not the
+            rows scored plus the rows rejected (:func:`check_rows`); nothing is written then.
     """
     started = time.perf_counter()
     num_threads = num_threads or available_cpus()
@@ -155,17 +194,19 @@ def score_file(
     spec = model.spec
     total, estimated = estimate_rows(input_path)
     bar = Progress("batch", total, estimated=estimated) if progress else None
-    scored = rejected = 0
-    chunks: Iterable[Chunk] = iter_chunks(input_path, spec, chunk_bytes=chunk_bytes, strict=strict, require_target=False)
+    tally, ledger = Tally(), IdLedger()
+    chunks: Iterable[Chunk] = iter_chunks(input_path, spec, chunk_bytes=chunk_bytes, strict=strict,
+                                          require_target=False, tally=tally)
     with open_sinks(output_path, rejects_path, spec.id, spec.separator) as (scores, refused):
-        for chunk in prefetch(chunks):
-            if len(chunk.batch):
-                scores.write(chunk.batch.ids, model.predict(chunk.batch, num_threads=num_threads))
-            refused.write(chunk.problems)
-            scored += len(chunk.batch)
-            rejected += len(chunk.problems)
+        for batch, problems in prefetch(_screened(chunks, ledger, spec.id, strict, input_path)):
+            if len(batch):
+                scores.write(batch.ids, model.predict(batch, num_threads=num_threads))
+            refused.write(problems)
             if bar is not None:
-                bar.update(scored + rejected)
+                bar.update(scores.count + refused.count)
+        if not tally.complete:
+            raise DataError("the input was not read to its end; nothing written", path=input_path)
+        check_rows(tally.rows_in, scores.count, refused.count)
     if bar is not None:
-        bar.finish(scored + rejected)
-    return BatchSummary.of(input_path, output_path, rejects_path, scored, rejected, started)
+        bar.finish(scores.count + refused.count)
+    return BatchSummary.of(input_path, output_path, rejects_path, tally.rows_in, scores.count, refused.count, started)

@@ -1,20 +1,36 @@
-"""Where batch scores and rejected rows go: CSV (plain or .gz) or Parquet, complete or not at all."""
+"""Where batch scores and rejected rows go: CSV (plain or .gz) or Parquet, complete or not at all.
+
+CSV is written as RFC 4180 reads it: a field is quoted only when it holds the separator, a quote or
+a line break, and a quote inside is doubled. The score file holds ids exactly as read (the id
+policy, :mod:`.ids`, keeps formula-like ids out of it); the rejects file, which is for people, puts
+a ``'`` before any cell a spreadsheet would take for a formula.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from ..data.batch import RowProblem
 from ..data.files import is_parquet
 from ..files import atomic_path, temp_beside
+from .ids import formula_like
+
+
+def csv_field(text: str, separator: str) -> str:
+    """``text`` as one CSV field: quoted (inner quotes doubled) only when it must be."""
+    if separator in text or '"' in text or "\n" in text or "\r" in text:
+        return '"' + text.replace('"', '""') + '"'
+    return text
 
 
 class ScoreSink:
@@ -22,6 +38,11 @@ class ScoreSink:
 
     def __init__(self, tmp: Path, final: Path, id_name: str, separator: str) -> None:
         self.id_name = id_name
+        self.separator = separator
+        self.count = 0
+        # An id that needs quotes is rare: pyarrow writes the chunks without one, unquoted (its
+        # "needed" style would quote every id), and the others are written here.
+        self._needs_quotes = f'[\\x{{{ord(separator):x}}}"\\r\\n]'
         self.parquet = is_parquet(final)
         self.schema = pa.schema([(id_name, pa.string()), ("pd", pa.float64())])
         if self.parquet:
@@ -36,7 +57,15 @@ class ScoreSink:
 
     def write(self, ids: Sequence[str], pds: np.ndarray) -> None:
         table = pa.table({self.id_name: pa.array(ids, type=pa.string()), "pd": pa.array(pds, type=pa.float64())})
-        self._writer.write_table(table)
+        self.count += table.num_rows
+        if self.parquet or not pc.any(pc.match_substring_regex(table[self.id_name], self._needs_quotes)).as_py():
+            self._writer.write_table(table)
+            return
+        # The same text for the PD as pyarrow's writer gives (it casts the column the same way).
+        pd_text = pc.cast(table["pd"], pa.string()).to_pylist()
+        sep = self.separator
+        lines = "".join(f"{csv_field(i, sep)}{sep}{p}\n" for i, p in zip(table[self.id_name].to_pylist(), pd_text))
+        self._stream.write(lines.encode("utf-8"))
 
     def close(self) -> None:
         self._writer.close()
@@ -45,33 +74,33 @@ class ScoreSink:
 
 
 class RejectSink:
-    """Rows that failed validation: ``line``, the id when known, the column and the reason."""
+    """Rows that failed validation: ``line;<id>;column;reason`` with a header line, UTF-8."""
 
-    def __init__(self, tmp: Path, separator: str) -> None:
-        self._stream = pa.OSFile(str(tmp), "wb")
-        self.schema = pa.schema([("line", pa.int64()), ("id", pa.string()), ("column", pa.string()), ("reason", pa.string())])
-        self._writer = pa_csv.CSVWriter(self._stream, self.schema, write_options=pa_csv.WriteOptions(delimiter=separator))
+    def __init__(self, tmp: Path, id_name: str, separator: str) -> None:
+        self._file = open(tmp, "w", encoding="utf-8", newline="")  # noqa: SIM115 - closed in close()
+        self.separator = separator
+        self.header = separator.join(["line", id_name, "column", "reason"])
         self.count = 0
+
+    def _cell(self, text: str | None) -> str:
+        if text is None:
+            return ""
+        return csv_field("'" + text if formula_like(text) else text, self.separator)
 
     def write(self, problems: Sequence[RowProblem]) -> None:
         if not problems:
             return
+        out = io.StringIO()
+        if not self.count:
+            out.write(self.header + "\n")
+        sep = self.separator
+        for p in problems:
+            out.write(f"{p.line}{sep}{self._cell(p.id)}{sep}{self._cell(p.column)}{sep}{self._cell(p.reason)}\n")
+        self._file.write(out.getvalue())
         self.count += len(problems)
-        self._writer.write_table(
-            pa.table(
-                {
-                    "line": [p.line for p in problems],
-                    "id": [p.id for p in problems],
-                    "column": [p.column for p in problems],
-                    "reason": [p.reason for p in problems],
-                },
-                schema=self.schema,
-            )
-        )
 
     def close(self) -> None:
-        self._writer.close()
-        self._stream.close()
+        self._file.close()
 
 
 @contextlib.contextmanager
@@ -85,7 +114,7 @@ def open_sinks(output: Path, rejects: Path, id_name: str, separator: str) -> Ite
         tmp_rej = temp_beside(rejects)
         try:
             scores = ScoreSink(tmp_out, output, id_name, separator)
-            refused = RejectSink(tmp_rej, separator)
+            refused = RejectSink(tmp_rej, id_name, separator)
             try:
                 yield scores, refused
             finally:

@@ -1,9 +1,17 @@
 """Batch scoring on Spark with ``mapInPandas``: the same checks and the same ``PDModel.predict``.
 
 The model's directory is shipped to the executors once (``SparkContext.addFile``); each Python
-worker loads it on first use, checking every file's sha256, and keeps it. Rows arrive as text, as
-in the file, and go through :func:`klarna_pd.data.arrow.read_table` exactly as on one machine, so a
-row gets the same PD, to the last digit, on either engine; rows that fail come back with the reason.
+worker loads it on first use, checking its signature with the driver's key and every file's sha256,
+and keeps it. Rows arrive as text, as in the file, and go through
+:func:`klarna_pd.data.arrow.read_table` exactly as on one machine, so a row gets the same PD, to the
+last digit, on either engine; rows that fail come back with the reason.
+
+The local engine's rules hold here too: one row per line (Spark's ``multiLine`` stays off, so a
+stray quote costs its own line), the id policy of :mod:`.ids` (formula-like ids refused in the
+executors; later duplicates refused on the driver when it writes the output), and the invariant
+rows in = scored + rejected, with rows in counted from the input's lines by ``spark.read.text``.
+Not here: the line-length limit (Spark's own reader holds each line; its ``maxCharsPerColumn``
+fails the whole job rather than the row).
 """
 
 from __future__ import annotations
@@ -26,6 +34,8 @@ from ..errors import DataError
 from ..model import PDModel
 from ..spec import DatasetSpec
 from ..store.records import load_directory
+from ..store.signing import Trust
+from .ids import FORMULA_START, IdLedger, screen, screen_ids
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -52,10 +62,11 @@ def session(master: str | None = None, app: str = "klarna-pd-batch") -> SparkSes
     )
 
 
-def _executor_model(path: str) -> PDModel:
+def _executor_model(path: str, trust_wire) -> PDModel:
     with _lock:
         if path not in _models:
-            _models[path] = load_directory(path)
+            # The driver's trust travels with the task: an executor's environment may lack the key.
+            _models[path] = load_directory(path, trust=Trust.from_wire(trust_wire))
         return _models[path]
 
 
@@ -73,6 +84,7 @@ def read_text(spark: SparkSession, path: str, spec: DatasetSpec) -> DataFrame:
             .option("sep", spec.separator)
             .option("header", True)
             .option("quote", '"')
+            .option("escape", '"')  # RFC 4180: "" is a quote in a quoted field (Spark's default escape: backslash)
             .option("mode", "PERMISSIVE")
             .option("columnNameOfCorruptRecord", CORRUPT)
             .option("enforceSchema", False)
@@ -80,6 +92,18 @@ def read_text(spark: SparkSession, path: str, spec: DatasetSpec) -> DataFrame:
         )
     present = check_columns([c for c in df.columns if c != CORRUPT], spec, Path(path), require_target=False)
     return df.select(*present, *([CORRUPT] if CORRUPT in df.columns else []))
+
+
+def count_rows(spark: SparkSession, path: str) -> int:
+    """Rows in the input, counted without the CSV parser: non-blank lines less one header per
+    file (Parquet: the row count)."""
+    from pyspark.sql import functions as F
+
+    if is_parquet(path):
+        return spark.read.parquet(path).count()
+    lines = spark.read.text(path).where(F.length("value") > 0).select(F.input_file_name().alias("file"))
+    counts = lines.agg(F.count(F.lit(1)).alias("n"), F.countDistinct("file").alias("files")).first()
+    return int(counts["n"]) - int(counts["files"])
 
 
 def score_dataframe(df: DataFrame, model_dir: str | Path, spec: DatasetSpec) -> DataFrame:
@@ -95,6 +119,7 @@ def score_dataframe(df: DataFrame, model_dir: str | Path, spec: DatasetSpec) -> 
         ``reason`` (and a null ``pd``) for rows that failed validation.
     """
     spark = df.sparkSession
+    trust_wire = Trust.from_env().to_wire()
     model_dir = Path(model_dir).resolve()
     spark.sparkContext.addFile(str(model_dir), recursive=True)
     name = model_dir.name
@@ -104,13 +129,15 @@ def score_dataframe(df: DataFrame, model_dir: str | Path, spec: DatasetSpec) -> 
     def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         from pyspark import SparkFiles
 
-        model = _executor_model(SparkFiles.get(name))
+        model = _executor_model(SparkFiles.get(name), trust_wire)
         for pdf in batches:
             corrupt = pdf.pop(CORRUPT) if CORRUPT in pdf.columns else pd.Series([None] * len(pdf))
             malformed = corrupt.notna().to_numpy()
             # Missing-value tokens, text columns and value checks: the local reader's own rules.
             table = pa.Table.from_pandas(pdf[~malformed].reset_index(drop=True), preserve_index=False)
             batch, _, problems = read_table(table, spec, first_line=0)
+            batch, _, refused = screen(batch, np.zeros(len(batch), dtype=np.int64), None, id_name)
+            problems = problems + refused
             pds = model.predict(batch) if len(batch) else np.empty(0)
             out = [pd.DataFrame({id_name: batch.ids, "pd": pds, "column": None, "reason": None})]
             if problems or malformed.any():
@@ -151,7 +178,7 @@ def score_file_spark(
     """
     import time
 
-    from .local import BatchSummary, default_rejects
+    from .local import BatchSummary, check_rows, default_rejects
     from .sinks import open_sinks
 
     started = time.perf_counter()
@@ -161,37 +188,48 @@ def score_file_spark(
     output_path = Path(output_path)
     rejects_path = Path(rejects_path) if rejects_path is not None else default_rejects(output_path)
     scored_df = score_dataframe(read_text(spark, input_path, spec), model_dir, spec)
-    scored = rejected = 0
+    rows_in = count_rows(spark, input_path)
+    ledger = IdLedger()
     with open_sinks(output_path, rejects_path, spec.id, spec.separator) as (scores, refused):
         ids: list[str] = []
         pds: list[float] = []
+
+        def flush() -> None:
+            # Duplicates: the first scored row of an id keeps it, as on the local engine.
+            keep, dups = screen_ids(np.asarray(ids, dtype=object), np.zeros(len(ids), dtype=np.int64), ledger, spec.id)
+            if strict and dups:
+                raise DataError(dups[0].reason, path=input_path, column=spec.id)
+            scores.write(np.asarray(ids, dtype=object)[keep], np.asarray(pds)[keep])
+            refused.write(dups)
+            ids.clear()
+            pds.clear()
+
         for row in scored_df.toLocalIterator(prefetchPartitions=True):
             if row["reason"] is None:
                 ids.append(row[spec.id])
                 pds.append(row["pd"])
                 if len(ids) >= 50_000:
-                    scores.write(ids, np.asarray(pds))
-                    scored += len(ids)
-                    ids, pds = [], []
+                    flush()
             else:
                 if strict:
                     raise DataError(row["reason"], path=input_path, column=row["column"])
                 refused.write([RowProblem(0, row["column"], row["reason"], row[spec.id])])
-                rejected += 1
         if ids:
-            scores.write(ids, np.asarray(pds))
-            scored += len(ids)
-    return BatchSummary.of(input_path, output_path, rejects_path, scored, rejected, started)
+            flush()
+        check_rows(rows_in, scores.count, refused.count)
+    return BatchSummary.of(input_path, output_path, rejects_path, rows_in, scores.count, refused.count, started)
 
 
 def _write_with_spark(spark, model_dir, spec: DatasetSpec, input_path: str, output: str, *, strict: bool, started: float):
     """Cluster-sized output: the executors write ``output`` (Parquet, or CSV if it ends in .csv)
     and ``<output>_rejects`` themselves; Spark's commit protocol publishes them only when the job
-    succeeds (on S3, use the S3A magic committer)."""
+    succeeds (on S3, use the S3A magic committer). Duplicate ids are not looked for here: that
+    would take a shuffle of the whole output."""
     from pyspark.sql import functions as F
 
-    from .local import BatchSummary
+    from .local import BatchSummary, check_rows
 
+    rows_in = count_rows(spark, input_path)
     scored = score_dataframe(read_text(spark, input_path, spec), model_dir, spec).cache()
     try:
         bad = scored.filter(F.col("reason").isNotNull())
@@ -201,16 +239,20 @@ def _write_with_spark(spark, model_dir, spec: DatasetSpec, input_path: str, outp
             raise DataError(first["reason"], path=input_path, column=first["column"])
         good = scored.filter(F.col("reason").isNull()).select(spec.id, "pd")
         n_good = good.count()
+        check_rows(rows_in, n_good, n_bad)
         writer = good.write.mode("overwrite")
         if output.lower().endswith(".csv"):
-            writer.option("sep", spec.separator).option("header", True).csv(output)
+            writer.option("sep", spec.separator).option("header", True).option("escape", '"').csv(output)
         else:
             writer.parquet(output)
         rejects = None
         if n_bad:
             rejects = output.rstrip("/") + "_rejects"
-            bad.select(spec.id, "column", "reason").write.mode("overwrite").option("sep", spec.separator).option(
-                "header", True).csv(rejects)
+            # The rejects are for people: a cell a spreadsheet would run gets a ' in front.
+            formula = "^[" + "".join("\\" + c for c in FORMULA_START) + "\\t\\r]"
+            shown_id = F.when(F.col(spec.id).rlike(formula), F.concat(F.lit("'"), F.col(spec.id))).otherwise(F.col(spec.id))
+            bad.select(shown_id.alias(spec.id), "column", "reason").write.mode("overwrite").option(
+                "sep", spec.separator).option("header", True).option("escape", '"').csv(rejects)
     finally:
         scored.unpersist()
-    return BatchSummary.of(input_path, output, rejects, n_good, n_bad, started)
+    return BatchSummary.of(input_path, output, rejects, rows_in, n_good, n_bad, started)

@@ -13,7 +13,6 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from typing import Any
 
 SAMPLE_APPLICANT = {"uuid": "klarna-pd-check", "age": 34, "merchant_group": "Entertainment", "has_paid": True}
 

@@ -1,9 +1,12 @@
 """Read CSV (plain or compressed) and Parquet files into typed batches that agree with a spec.
 
-The file is cut into blocks, each block parsed by pyarrow and typed by :func:`.arrow.read_table`
-(the same conversion as Arrow request bodies and Spark). In a strict read a bad file gets one
-:class:`DataError` naming the file, the line, the column and the value; nothing downstream runs on
-half-checked data. A lenient read (batch scoring) keeps the good rows and explains the others.
+The file is cut into blocks of whole lines (:mod:`.lines`: line ends, quotes, the line limit),
+each block parsed by pyarrow (:mod:`.csvblocks`) and typed by :func:`.arrow.read_table` (the same
+conversion as Arrow request bodies and Spark). In a strict read a bad file gets one :class:`DataError` naming the file,
+the line, the column and the value; nothing downstream runs on half-checked data. A lenient read
+(batch scoring) keeps the good rows and explains the others, and every row of the file is one or
+the other: the rows of each block are counted from its bytes and checked against what the parser
+returned.
 
 Line numbers count the header as line 1, so "line 5" is what an editor shows.
 """
@@ -21,7 +24,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from ..errors import DataError
@@ -29,6 +31,8 @@ from ..spec import DatasetSpec
 from . import kinds
 from .arrow import read_table
 from .batch import Batch, RowProblem
+from .csvblocks import read_block
+from .lines import MAX_LINE_BYTES, Block, LongLine, cut, long_line_reason, not_utf8, scan
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -55,6 +59,16 @@ class Chunk:
     @property
     def frame(self) -> pd.DataFrame:
         return self.batch.to_frame()
+
+
+@dataclass
+class Tally:
+    """What a reader found in a file, counted without the CSV parser: non-blank lines after the
+    header (CSV) or the row count in the file's metadata (Parquet)."""
+
+    rows_in: int = 0
+    complete: bool = False
+    """Whether the whole file was read."""
 
 
 @dataclass(frozen=True)
@@ -126,12 +140,10 @@ def _csv_header(path: Path, spec: DatasetSpec) -> list[str]:
     except UnicodeDecodeError as exc:
         # A cut multi-byte character at the end of the sample is not an error.
         if exc.start < len(head) - 4:
-            raise DataError(
-                f"not UTF-8 text (byte {exc.start}); is it a binary or compressed file "
-                "without a matching extension?",
-                path=path,
-            ) from None
+            raise not_utf8(head, 0, 1, path) from None
         text = head[: exc.start].decode("utf-8")
+    if len(head) == _HEAD_BYTES and b"\n" not in head:
+        raise DataError(f"the header line is longer than {_HEAD_BYTES:,} bytes; is this a CSV file?", path=path, line=1)
     first = text.splitlines()[0] if text.splitlines() else ""
     header = next(csv.reader(io.StringIO(first), delimiter=spec.separator), [])
     if len(header) == 1 and spec.columns[0] not in header:
@@ -184,54 +196,6 @@ def spec_separator_name(spec: DatasetSpec) -> str:
 # Readers
 
 
-def _csv_options(
-    spec: DatasetSpec, present: list[str], block_size: int | None, on_invalid, *, typed: bool, names: list[str] | None = None
-):
-    """pyarrow options; ``typed`` parses numbers and booleans straight into their types."""
-    types = {c: pa.string() for c in present}
-    if typed:
-        kind_of = {f.name: f.kind for f in spec.features}
-        for c in present:
-            if kind_of.get(c) in ("numeric", "ordinal") or c == spec.target:
-                types[c] = pa.float64()
-            elif kind_of.get(c) == "boolean":
-                types[c] = pa.bool_()
-    read = pa_csv.ReadOptions(use_threads=False, block_size=block_size, column_names=names)
-    parse = pa_csv.ParseOptions(delimiter=spec.separator, invalid_row_handler=on_invalid)
-    convert = pa_csv.ConvertOptions(
-        column_types=types,
-        include_columns=present,
-        null_values=list(spec.missing_values),
-        true_values=list(spec.true_values),
-        false_values=list(spec.false_values),
-        strings_can_be_null=True,
-        quoted_strings_can_be_null=False,
-    )
-    return read, parse, convert
-
-
-class _InvalidRows:
-    """Collects rows whose field count is wrong (pyarrow calls this while parsing).
-
-    They are skipped, never fatal here: a strict read raises afterwards for whichever problem
-    comes first in the file, a bad field count or a bad value.
-    """
-
-    def __init__(self, first_line: int) -> None:
-        self.first_line = first_line
-        self.rows: list[RowProblem] = []
-
-    def __call__(self, row) -> str:
-        self.rows.append(
-            RowProblem(
-                self.first_line + int(row.number or 1) - 1,
-                "<row>",
-                f"expected {row.expected_columns} fields, got {row.actual_columns}: {kinds.shown(row.text)}",
-            )
-        )
-        return "skip"
-
-
 def _raise_first(problems: list[RowProblem], path: Path) -> None:
     first = min(problems, key=lambda p: p.line)
     raise DataError(
@@ -242,13 +206,6 @@ def _raise_first(problems: list[RowProblem], path: Path) -> None:
     )
 
 
-def _arrow_error(exc: Exception, path: Path) -> DataError:
-    text = str(exc)
-    if "invalid UTF8" in text or "UTF8" in text:
-        return DataError("not UTF-8 text; expected a UTF-8 CSV file", path=path)
-    return DataError(f"cannot parse file: {text.splitlines()[0]}", path=path)
-
-
 def iter_chunks(
     path: str | Path,
     spec: DatasetSpec,
@@ -257,6 +214,8 @@ def iter_chunks(
     strict: bool = True,
     require_target: bool = False,
     fast: bool = True,
+    max_line: int = MAX_LINE_BYTES,
+    tally: Tally | None = None,
 ) -> Iterator[Chunk]:
     """Stream a CSV or Parquet file as typed chunks, never holding the whole file.
 
@@ -270,120 +229,64 @@ def iter_chunks(
         require_target: whether the file must have the target column.
         fast: parse numbers and booleans directly (falls back to text for batches with bad
             values; the result is the same either way).
+        max_line: longest CSV line in bytes; a longer one is a bad row (:mod:`.lines`).
+        tally: counts the file's rows as they are read, independently of the parser.
 
     Yields:
-        Chunks in file order.
+        Chunks in file order; each row of the file is in one chunk's batch or problems.
+
+    Raises:
+        DataError: the file cannot be read, its header does not fit the spec, it is not UTF-8
+            (naming the line and byte), or (``strict``) a row is bad.
     """
     path = Path(path)
+    tally = tally if tally is not None else Tally()
     if is_parquet(path):
-        yield from _iter_parquet(path, spec, strict=strict, require_target=require_target)
+        yield from _iter_parquet(path, spec, strict=strict, require_target=require_target, tally=tally)
+        tally.complete = True
         return
     header = _csv_header(path, spec)
     present = check_columns(header, spec, path, require_target=require_target)
-    next_line = 2
-    for block in _csv_blocks(path, chunk_bytes):
-        lines_in_block = block.count(b"\n") + (not block.endswith(b"\n"))
-        # Fast path: numbers and booleans parsed by pyarrow into their types. A block with a
-        # value that does not fit is parsed again as text, so that every message can quote the
-        # value exactly as the file has it; the result is the same either way.
-        result = _parse_block(block, header, present, spec, path, next_line, require_target, typed=True) if fast else None
-        if result is None:
-            result = _parse_block(block, header, present, spec, path, next_line, require_target, typed=False)
-        batch, lines, problems = result
+    for piece in _csv_pieces(path, chunk_bytes, max_line):
+        if isinstance(piece, LongLine):
+            tally.rows_in += 1
+            problems = [RowProblem(piece.line, "<row>", long_line_reason(piece.size, max_line))]
+            batch, lines, first = Batch.empty(spec), np.empty(0, dtype=np.int64), piece.line
+        else:
+            rows = scan(piece.data, piece.first_line)
+            tally.rows_in += len(rows)
+            batch, lines, problems = read_block(piece, rows, header, present, spec, path, require_target,
+                                                 fast=fast, max_line=max_line)
+            if len(batch) + len(problems) != len(rows):
+                raise DataError(
+                    f"{len(rows):,} rows from line {piece.first_line:,} on came back as {len(batch):,} read and "
+                    f"{len(problems):,} rejected; refusing to go on with rows unaccounted for",
+                    path=path,
+                )
+            first = piece.first_line
         if strict and problems:
             _raise_first(problems, path)
-        yield Chunk(batch=batch, first_line=next_line, lines=lines, problems=problems)
-        next_line += lines_in_block
+        yield Chunk(batch=batch, first_line=first, lines=lines, problems=problems)
+    tally.complete = True
 
 
-def _csv_blocks(path: Path, chunk_bytes: int) -> Iterator[bytes]:
-    """The file after its header line, in blocks of about ``chunk_bytes`` that end at a line end.
-
-    Blocks are cut here rather than by pyarrow's streaming reader because that reader reads ahead
-    without bound when the consumer is slower than the disk (a 1 GB file was read into memory
-    while the first chunks were being scored); this keeps memory at a few blocks whatever the
-    file size.
-    """
+def _csv_pieces(path: Path, chunk_bytes: int, max_line: int) -> Iterator[Block | LongLine]:
     try:
         stream = pa.input_stream(str(path), compression="detect")
     except (OSError, pa.ArrowException) as exc:
         raise DataError(f"cannot read file: {exc}", path=path) from None
+
+    def read(n: int) -> bytes:
+        try:
+            return stream.read(n)
+        except (OSError, pa.ArrowException) as exc:
+            raise DataError(f"cannot read file: {exc}", path=path) from None
+
     with stream:
-        carry = b""
-        header_done = False
-        while True:
-            try:
-                data = stream.read(chunk_bytes)
-            except (OSError, pa.ArrowException) as exc:
-                raise DataError(f"cannot read file: {exc}", path=path) from None
-            if not data:
-                break
-            block = carry + data if carry else data
-            if not header_done:
-                end = block.find(b"\n")
-                if end < 0:
-                    carry = block
-                    continue
-                block, header_done = block[end + 1 :], True
-            cut = block.rfind(b"\n")
-            if cut < 0:
-                carry = block
-                continue
-            carry = block[cut + 1 :]
-            yield block[: cut + 1]
-        if header_done and carry:
-            yield carry
+        yield from cut(read, chunk_bytes, max_line=max_line, path=path)
 
 
-def _parse_block(
-    block: bytes,
-    header: list[str],
-    present: list[str],
-    spec: DatasetSpec,
-    path: Path,
-    first_line: int,
-    require_target: bool,
-    *,
-    typed: bool,
-) -> tuple[Batch, np.ndarray, list[RowProblem]] | None:
-    """One block of CSV lines as a checked batch; None when ``typed`` and a value does not fit."""
-    invalid = _InvalidRows(first_line)
-    read, parse, convert = _csv_options(spec, present, len(block) + 1, invalid, typed=typed, names=header)
-    try:
-        table = pa_csv.read_csv(pa.BufferReader(block), read_options=read, parse_options=parse, convert_options=convert)
-    except pa.ArrowInvalid as exc:
-        if typed and "conversion error" in str(exc):
-            return None
-        if invalid.rows:
-            _raise_first(invalid.rows, path)
-        raise _arrow_error(exc, path) from None
-    except (OSError, pa.ArrowException) as exc:
-        raise DataError(f"cannot read file: {exc}", path=path) from None
-    skipped = invalid.rows
-    batch, lines, problems = read_table(table, spec, first_line=first_line, require_target=require_target)
-    if typed and problems:
-        return None
-    if skipped:
-        # Lines of rows pyarrow skipped are not in the table: map row positions around them.
-        all_lines = _lines_without(first_line, table.num_rows, [r.line for r in skipped])
-        lines = all_lines[lines - first_line]
-        problems = [RowProblem(int(all_lines[p.line - first_line]), p.column, p.reason, p.id) for p in problems]
-    return batch, lines, sorted(problems + skipped, key=lambda p: p.line)
-
-
-def _lines_without(start: int, count: int, skipped: list[int]) -> np.ndarray:
-    """The ``count`` line numbers from ``start`` upwards that are not in ``skipped``."""
-    out = []
-    line = start
-    skip = set(skipped)
-    while len(out) < count:
-        if line not in skip:
-            out.append(line)
-        line += 1
-    return np.asarray(out, dtype=np.int64)
-
-
-def _iter_parquet(path: Path, spec: DatasetSpec, *, strict: bool, require_target: bool) -> Iterator[Chunk]:
+def _iter_parquet(path: Path, spec: DatasetSpec, *, strict: bool, require_target: bool, tally: Tally) -> Iterator[Chunk]:
     _check_path(path)
     try:
         pfile = pq.ParquetFile(str(path))
@@ -393,6 +296,7 @@ def _iter_parquet(path: Path, spec: DatasetSpec, *, strict: bool, require_target
         raise DataError(f"not a readable Parquet file: {exc}", path=path) from None
     header = pfile.schema_arrow.names
     present = check_columns(header, spec, path, require_target=require_target)
+    tally.rows_in += pfile.metadata.num_rows
     # Parquet has no lines: "line" is the row number counted like a CSV with a header.
     next_line = 2
     for batch in pfile.iter_batches(columns=present):

@@ -22,6 +22,11 @@ PD_MIN = 1e-6
 PD_MAX = 1.0 - 1e-6
 
 
+def _clip(pd: np.ndarray) -> np.ndarray:
+    # The same numbers as np.clip, at a fraction of its call overhead on one-row requests.
+    return np.minimum(np.maximum(pd, PD_MIN), PD_MAX)
+
+
 class Calibrator:
     method: str = ""
 
@@ -43,7 +48,7 @@ class Platt(Calibrator):
         self.a_, self.b_ = float(a), float(b)
 
     def transform(self, margin: np.ndarray) -> np.ndarray:
-        return np.clip(expit(self.a_ * np.asarray(margin, dtype=float) + self.b_), PD_MIN, PD_MAX)
+        return _clip(expit(self.a_ * np.asarray(margin, dtype=float) + self.b_))
 
     def to_dict(self) -> dict[str, Any]:
         return {"method": self.method, "a": self.a_, "b": self.b_}
@@ -59,9 +64,10 @@ class Isotonic(Calibrator):
         if len(x) != len(y) or not x or np.any(np.diff(x) < 0) or np.any(np.diff(y) < 0) or not np.all(np.isfinite(x + y)):
             raise ValueError("isotonic calibrator needs equal-length, finite, non-decreasing x and y")
         self.x_, self.y_ = x, y
+        self._x, self._y = np.array(x), np.array(y)  # np.interp converts lists on every call
 
     def transform(self, margin: np.ndarray) -> np.ndarray:
-        return np.clip(np.interp(np.asarray(margin, dtype=float), self.x_, self.y_), PD_MIN, PD_MAX)
+        return _clip(np.interp(np.asarray(margin, dtype=float), self._x, self._y))
 
     def to_dict(self) -> dict[str, Any]:
         return {"method": self.method, "x": self.x_, "y": self.y_}

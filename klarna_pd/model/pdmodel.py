@@ -15,7 +15,8 @@ A saved model is a directory of plain files, no pickles:
 ============================  ==================================================================
 
 :meth:`PDModel.load` checks every file against the sha256 recorded at save time and refuses the
-model (``ModelError``) if one is missing or differs.
+model (``ModelError``) if one is missing or differs; the booster's text is checked before LightGBM
+parses it (:mod:`.booster`), so a damaged one is a ``ModelError`` too, never a crash.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ from ..data.records import read_records
 from ..errors import ModelError, SpecError
 from ..files import atomic_write_text, sha256_file
 from ..spec import DatasetSpec
-from . import calibration
+from . import calibration, single_row
+from .booster import load_booster
 from .calibration import Calibrator
 from .encoder import Encoder
 
@@ -67,6 +69,7 @@ class PDModel:
     calibrator: Calibrator
     metrics: dict[str, Any] = field(default_factory=dict)
     reference: dict[str, Any] = field(default_factory=dict)
+    _single: Any = field(default=False, init=False, repr=False, compare=False)
 
     # -- scoring --------------------------------------------------------------------------------
 
@@ -89,9 +92,18 @@ class PDModel:
 
     def margin(self, matrix: np.ndarray, *, num_threads: int = 0) -> np.ndarray:
         """The booster's raw score (log-odds before calibration) of encoded rows, with ``num_threads``
-        LightGBM threads (0: one per CPU this process may use, not LightGBM's one per core)."""
+        LightGBM threads (0: one per CPU this process may use, not LightGBM's one per core).
+
+        One row goes through LightGBM's single-row C API (:mod:`.single_row`): the same tree walk,
+        the same number, without ~15 us of per-call Python around it.
+        """
         if len(matrix) == 0:
             return np.empty(0)
+        if len(matrix) == 1:
+            if self._single is False:
+                self._single = single_row.make(self.booster)
+            if self._single is not None:
+                return np.array([self._single.margin(matrix[0])])
         return self.booster.predict(matrix, raw_score=True, num_threads=num_threads or available_cpus())
 
     def predict_matrix(self, matrix: np.ndarray, *, num_threads: int = 0) -> np.ndarray:
@@ -109,23 +121,29 @@ class PDModel:
         """The ``top_k`` features pushing each row's PD up most, largest first.
 
         Contributions are in log-odds of the uncalibrated margin; only positive ones are reasons.
+        A reason whose value is missing says so (``missing``) and what that means (``meaning``,
+        from the spec's ``missing_means``): "no payment history" is a reason a lender can give.
         ``num_threads`` as in :meth:`margin`.
         """
         if top_k <= 0 or len(matrix) == 0:
             return [[] for _ in range(len(matrix))]
         contrib = self.contributions(matrix, num_threads=num_threads)[:, :-1]
         names = self.encoder.feature_names_
+        meanings = [f.missing_means or "no value was given" for f in self.spec.features]
         out = []
         for i in range(len(matrix)):
             row = contrib[i]
             top = np.argsort(-row, kind="stable")[:top_k]
-            out.append(
-                [
-                    {"feature": names[j], "value": self.encoder.decode(j, matrix[i, j]), "contribution": float(row[j])}
-                    for j in top
-                    if row[j] > 0.0
-                ]
-            )
+            reasons = []
+            for j in top:
+                if row[j] <= 0.0:
+                    continue
+                value = self.encoder.decode(j, matrix[i, j])
+                reason = {"feature": names[j], "value": value, "contribution": float(row[j]), "missing": value is None}
+                if value is None:
+                    reason["meaning"] = meanings[j]
+                reasons.append(reason)
+            out.append(reasons)
         return out
 
     # -- files ------------------------------------------------------------------------------------
@@ -181,10 +199,10 @@ class PDModel:
             spec = DatasetSpec.from_json((directory / SPEC_FILE).read_text("utf-8"))
             encoder = Encoder.from_dict(json.loads((directory / ENCODER_FILE).read_text("utf-8")), spec)
             calibrator = calibration.from_dict(json.loads((directory / CALIBRATOR_FILE).read_text("utf-8")))
-            booster = lgb.Booster(model_str=(directory / BOOSTER_FILE).read_text("utf-8"))
+            booster = load_booster((directory / BOOSTER_FILE).read_bytes(), where=str(directory / BOOSTER_FILE))
             metrics = json.loads((directory / METRICS_FILE).read_text("utf-8"))
             reference = json.loads((directory / REFERENCE_FILE).read_text("utf-8"))
-        except (ValueError, KeyError, TypeError, SpecError, lgb.basic.LightGBMError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, SpecError, lgb.basic.LightGBMError) as exc:
             raise ModelError(f"model at {directory} is malformed: {exc}") from None
         if booster.num_feature() != encoder.n_features:
             raise ModelError(

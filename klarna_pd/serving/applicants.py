@@ -47,7 +47,7 @@ def _reasons(applicants: list[Any], max_reasons: int) -> list[int]:
             out.append(0)
         elif type(k) is not int or not 0 <= k <= max_reasons:
             raise _invalid(f"{APPLICANTS_FIELD}[{i}].{REASONS_FIELD}",
-                           f"expected an integer from 0 to {max_reasons}, got {kinds.shown(k)}")
+                           f"expected an integer from 0 to {max_reasons}, got {kinds.shown_json(k)}")
         else:
             out.append(k)
     return out
@@ -57,7 +57,7 @@ def parse_predict(body: bytes, spec: DatasetSpec, *, max_applicants: int, max_re
     """``{"applicants": [{...}, ...]}`` -> applicants, or a :class:`RequestError`."""
     value = parse_json(body)
     if type(value) is not dict:
-        raise _invalid("", f"expected a JSON object {{{APPLICANTS_FIELD!r}: [...]}}, got {kinds.shown(value)}")
+        raise _invalid("", f"expected a JSON object {{{APPLICANTS_FIELD!r}: [...]}}, got {kinds.shown_json(value)}")
     unknown = sorted(value.keys() - {APPLICANTS_FIELD})
     if unknown:
         raise _invalid(unknown[0], f"unknown field {unknown[0]!r}; the request object takes only {APPLICANTS_FIELD!r}")
@@ -65,7 +65,7 @@ def parse_predict(body: bytes, spec: DatasetSpec, *, max_applicants: int, max_re
     if applicants is None:
         raise _invalid(APPLICANTS_FIELD, f"required field {APPLICANTS_FIELD!r} is missing")
     if type(applicants) is not list:
-        raise _invalid(APPLICANTS_FIELD, f"expected a list of applicant objects, got {kinds.shown(applicants)}")
+        raise _invalid(APPLICANTS_FIELD, f"expected a list of applicant objects, got {kinds.shown_json(applicants)}")
     if not applicants:
         raise _invalid(APPLICANTS_FIELD, "expected at least one applicant, got an empty list")
     if len(applicants) > max_applicants:
@@ -84,7 +84,7 @@ def parse_legacy(body: bytes, spec: DatasetSpec) -> Applicants:
     and every column of their file, the id and the target included (the target is ignored)."""
     value = parse_json(body, nan_is_missing=True)
     if type(value) is not dict:
-        raise _invalid("", f"expected one applicant as a JSON object, got {kinds.shown(value)}")
+        raise _invalid("", f"expected one applicant as a JSON object, got {kinds.shown_json(value)}")
     refuse_duplicate_keys(body, len(value))
     record = {k: None if type(v) is float and math.isnan(v) else v for k, v in value.items()}
     record.pop(spec.target, None)

@@ -158,6 +158,9 @@ class Gateway:
             status = 503
             error = RequestError(503, str(exc), retry_after=1)
             self._refused(error, method, path)
+            # Read (and drop) the unread body: a client still sending would otherwise see a reset
+            # connection instead of the 503 and its Retry-After.
+            await _drain(receive, self.limits.max_body_bytes, self.limits.body_timeout)
             await _send(send, 503, pydantic_core.to_json(error.payload()), error.headers)
         except _ClientGone:
             status = 499  # the client closed the connection: nothing to answer
@@ -173,6 +176,8 @@ class Gateway:
         reason = monitoring.REASONS.get(exc.status, str(exc.status))
         monitoring.count_rejected("overloaded" if exc.status == 503 and exc.message.startswith("overloaded")
                                   else reason, exc.status)
+        if path in OPEN_PATHS:
+            return  # a probe answered "not ready" every few seconds while a model loads is not news
         # A client's mistake is not the server's: one line, no traceback.
         self.log_refusal(f"{exc.status} {method} {path}: {exc.message[:300]}")
 
@@ -343,6 +348,22 @@ class Gateway:
 
 class _ClientGone(Exception):
     """The client closed the connection before its body arrived."""
+
+
+async def _drain(receive: Receive, limit: int, timeout: float) -> None:
+    """Read and drop a request body, up to ``limit`` bytes and ``timeout`` seconds."""
+    total = 0
+    try:
+        async with asyncio.timeout(timeout):
+            while total <= limit:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return
+                total += len(message.get("body", b""))
+                if not message.get("more_body", False):
+                    return
+    except TimeoutError:
+        return
 
 
 def _header(scope, name: bytes) -> bytes:

@@ -125,19 +125,23 @@ def exposition() -> tuple[bytes, str]:
 
 
 def observe_pds(endpoint: str, pds: np.ndarray) -> None:
-    """Record served PDs: one bucket update per bucket, not one per row."""
-    _get("rows").labels(endpoint=endpoint).inc(len(pds))
-    hist = _get("pd").labels(endpoint=endpoint)
+    """Record served PDs: a few rows one by one, many rows one bucket update per bucket."""
+    key = ("pds", endpoint)
+    children = _children.get(key)
+    if children is None:
+        children = _children[key] = (_get("rows").labels(endpoint=endpoint), _get("pd").labels(endpoint=endpoint))
+    rows, hist = children
+    rows.inc(len(pds))
     buckets = getattr(hist, "_buckets", None)
     total = getattr(hist, "_sum", None)
-    if buckets is None or total is None or len(buckets) != len(PD_BUCKETS) + 1:
-        for p in pds:  # prometheus_client changed its internals: take the slow, public way
-            hist.observe(float(p))
+    if len(pds) <= 4 or buckets is None or total is None or len(buckets) != len(PD_BUCKETS) + 1:
+        for p in pds.tolist():  # the public way (also if prometheus_client changed its internals)
+            hist.observe(p)
         return
     counts = np.bincount(np.searchsorted(PD_BUCKETS, pds, side="left"), minlength=len(buckets))
-    for i, c in enumerate(counts):
+    for i, c in enumerate(counts.tolist()):
         if c:
-            buckets[i].inc(int(c))
+            buckets[i].inc(c)
     total.inc(float(np.sum(pds)))
 
 

@@ -49,6 +49,8 @@ def result_type(spec: DatasetSpec) -> type:
             "feature": Annotated[str, Field(description="feature name")],
             "value": Annotated[Any, Field(description="the applicant's value (a level name for categoricals; null if missing)")],
             "contribution": Annotated[float, Field(description="log-odds this feature adds to the raw score")],
+            "missing": Annotated[bool, Field(description="the applicant has no value for this feature")],
+            "meaning": NotRequired[Annotated[str, Field(description="what the missing value says, e.g. 'no payment history'")]],
         },
     )
     fields: dict[str, Any] = {

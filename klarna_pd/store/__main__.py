@@ -1,8 +1,12 @@
-"""Move and check stored klarna-pd models.
+"""Move, sign and check stored klarna-pd models.
 
-    python -m klarna_pd.store push klarna-pd:TAG s3://bucket/prefix
+    python -m klarna_pd.store keygen --out DIR
+    python -m klarna_pd.store push klarna-pd:TAG s3://bucket/prefix [--signing-key PEM]
     python -m klarna_pd.store pull s3://bucket/prefix/klarna-pd/VERSION [--dest DIR]
-    python -m klarna_pd.store verify klarna-pd:TAG
+    python -m klarna_pd.store verify klarna-pd:TAG|DIR [--key PEM]
+
+Keys and policy come from ``KLARNA_PD_SIGNING_KEY``, ``KLARNA_PD_VERIFY_KEY`` and
+``KLARNA_PD_ALLOW_UNSIGNED`` (:mod:`klarna_pd.store.signing`).
 """
 
 from __future__ import annotations
@@ -14,22 +18,64 @@ from pathlib import Path
 from ..errors import ModelError, RemoteError
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m klarna_pd.store", description="Move and check stored klarna-pd models.")
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m klarna_pd.store", description="Move, sign and check stored klarna-pd models.")
     sub = parser.add_subparsers(dest="command", required=True)
-    p_push = sub.add_parser("push", help="upload a model from the local store to S3")
+    p_keygen = sub.add_parser("keygen", help="make an Ed25519 key pair for signing models")
+    p_keygen.add_argument("--out", type=Path, required=True,
+                          help="directory for signing-key.pem (private, mode 0600) and verify-key.pem (public)")
+    p_push = sub.add_parser("push", help="upload a model from the local store to S3, signed")
     p_push.add_argument("tag", help="model tag, e.g. klarna-pd:latest")
     p_push.add_argument("uri", help="s3://bucket/prefix (the model goes under <prefix>/<name>/<version>/)")
-    p_pull = sub.add_parser("pull", help="download a model from S3, verify it, install it")
+    p_push.add_argument("--signing-key", type=Path, default=None,
+                        help="private key (PEM) to sign the model with as it is pushed (default: KLARNA_PD_SIGNING_KEY; "
+                             "without either, the model's own signature is carried)")
+    p_pull = sub.add_parser("pull", help="download a model from S3, verify it (signature included), install it")
     p_pull.add_argument("uri", help="the model's S3 URI, as push printed it")
     p_pull.add_argument("--dest", type=Path, default=None, help="put the model's files here instead of the local store")
-    p_verify = sub.add_parser("verify", help="check a stored model's files against their sha256")
-    p_verify.add_argument("tag")
-    args = parser.parse_args(argv)
+    p_verify = sub.add_parser("verify", help="check a stored model's signature and every file's sha256")
+    p_verify.add_argument("tag", help="model tag in the local store, or a model directory")
+    p_verify.add_argument("--key", type=Path, default=None,
+                          help="public key (PEM) to verify with (default: KLARNA_PD_VERIFY_KEY, see README)")
+    return parser
+
+
+def _verify(ref: str, key: Path | None) -> str:
+    from .records import load_checked, record_of_directory
+    from .signing import Trust, signer_of
+
+    trust = Trust.of_key(key) if key is not None else Trust.from_env()
+    if Path(ref).is_dir():
+        path, record = Path(ref), record_of_directory(ref)
+    else:
+        import bentoml
+
+        from .local import record_of_stored
+
+        stored = bentoml.models.get(ref)
+        path, record = Path(stored.path), record_of_stored(stored)
+    load_checked(path, record, trust)
+    signer = signer_of(path)
+    if signer is None:
+        return f"{record.tag}: NOT SIGNED (accepted: KLARNA_PD_ALLOW_UNSIGNED); every file matches its recorded sha256"
+    if trust.key is None:
+        return f"{record.tag}: signature by {signer} NOT CHECKED (no key; KLARNA_PD_ALLOW_UNSIGNED); every file matches its recorded sha256"
+    return f"{record.tag}: signed by {signer}, verified with {trust.source}; every file matches its signed sha256"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     log = lambda m: print(m, file=sys.stderr)  # noqa: E731
     try:
         # BentoML is imported only where the local store is used: the chart's init container pulls
         # into a directory, and importing it would add seconds to every pod start.
+        if args.command == "keygen":
+            from .signing import fingerprint, generate_keys, load_public_key
+
+            private, public = generate_keys(args.out)
+            print(f"wrote {private} (private: keep it out of the image, the repository and the bucket) and {public} "
+                  f"(public, key {fingerprint(load_public_key(public))})")
+            return 0
         if args.command == "pull":
             from .s3 import pull
 
@@ -41,12 +87,9 @@ def main(argv: list[str] | None = None) -> int:
             if args.command == "push":
                 from .s3 import push
 
-                print(push(args.tag, args.uri, log=log))
+                print(push(args.tag, args.uri, signing_key=args.signing_key, log=log))
             else:
-                from .local import load_model
-
-                load_model(args.tag)
-                print(f"{args.tag}: every file matches its recorded sha256")
+                print(_verify(args.tag, args.key))
         except NotFound as exc:
             raise ModelError(str(exc)) from None
     except (RemoteError, ModelError) as exc:

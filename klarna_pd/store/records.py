@@ -1,19 +1,22 @@
 """What a stored model says about itself (BentoML's ``model.yaml``), and loading a model directory.
 
 A model directory is the plain files of :mod:`klarna_pd.model` plus BentoML's ``model.yaml``,
-whose metadata records the dataset spec and the sha256 of every file. Nothing here imports
-BentoML: the chart's init container and the server read pulled directories with this alone.
+whose metadata records the dataset spec and the sha256 of every file, plus ``signature.json``
+(:mod:`.signing`). Nothing here imports BentoML: the chart's init container and the server read
+pulled directories with this alone.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from ..errors import ModelError
 from ..model import PDModel
 from ..spec import DatasetSpec
+from .signing import Trust, verify_directory
 
 FORMAT = "klarna-pd/1"
 
@@ -56,11 +59,27 @@ def record_of_directory(path: str | Path) -> ModelRecord:
         raise ModelError(f"no readable model.yaml in {path}: {exc.strerror or exc}") from None
     except yaml.YAMLError as exc:
         raise ModelError(f"{path / 'model.yaml'} is not valid YAML: {exc}") from None
-    if not isinstance(info, dict):
+    if not isinstance(info, dict) or not isinstance(info.get("metadata") or {}, dict):
         raise ModelError(f"{path / 'model.yaml'} is not a BentoML model record")
-    return ModelRecord(f"{info.get('name')}:{info.get('version')}", str(info.get("creation_time", "")), dict(info.get("metadata") or {}))
+    created = info.get("creation_time", "")
+    # BentoML writes it quoted; an unquoted one is read as a datetime: the same instant either way.
+    created = created.isoformat() if isinstance(created, datetime) else str(created)
+    return ModelRecord(f"{info.get('name')}:{info.get('version')}", created, dict(info.get("metadata") or {}))
 
 
-def load_directory(path: str | Path) -> PDModel:
-    """Load a model directory (a pulled or exported store entry), checking every file's sha256."""
-    return PDModel.load(path, sha256=record_of_directory(path).check_format())
+def load_checked(path: str | Path, record: ModelRecord, trust: Trust | None = None) -> PDModel:
+    """Load the model in ``path`` described by ``record``: its signature (as ``trust`` says, see
+    :func:`.signing.verify_directory`), every file's sha256, then the files themselves.
+
+    Raises:
+        ModelError: unsigned or wrongly signed (unless allowed), altered, missing or malformed files.
+    """
+    recorded = record.check_format()
+    signed = verify_directory(path, record, trust)
+    return PDModel.load(path, sha256=signed if signed is not None else recorded)
+
+
+def load_directory(path: str | Path, *, trust: Trust | None = None) -> PDModel:
+    """Load a model directory (a pulled or exported store entry), checking its signature and every
+    file's sha256 (``trust``: the key to check with; None reads it from the environment)."""
+    return load_checked(path, record_of_directory(path), trust)

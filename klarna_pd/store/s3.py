@@ -2,13 +2,19 @@
 
 Layout of a pushed model (plain files, as BentoML's "folder" export)::
 
-    s3://bucket/prefix/<name>/<version>/model.yaml, booster.txt, encoder.json, ...
+    s3://bucket/prefix/<name>/<version>/model.yaml, booster.txt, encoder.json, ..., signature.json
     s3://bucket/prefix/<name>/<version>/manifest.json   written last: every file's size and sha256
 
-A pull reads the manifest, downloads every file into a temporary directory, checks each size and
-sha256 and that the model loads (its own recorded digests included), and only then moves the model
-into place. A missing, partial or altered object stops the pull with the reason, and whatever was
-there before (the local model store, or the destination directory) is left as it was.
+A push publishes only a model that verifies here, from a flat directory of regular files (no
+symlinks), signed: with ``--signing-key`` (or ``KLARNA_PD_SIGNING_KEY``) it signs the model as it
+uploads it, otherwise it carries the signature the model was saved with, and refuses an unsigned one.
+
+A pull reads the manifest (refusing a malformed one, or one whose tag is not the model's), downloads
+every file into a temporary directory, checks each size and sha256, the model's signature against
+the trusted key (:mod:`.signing`) and that the model loads, and only then moves the model into
+place. A missing, partial, altered or wrongly signed object stops the pull with the reason, and
+whatever was there before (the local model store, or the destination directory) is left as it was.
+The manifest only guards the transfer: a model is trusted for its signature, not for its manifest.
 
 Credentials and endpoint come from the usual AWS chain (IRSA on EKS); ``AWS_ENDPOINT_URL`` points
 boto3 at another S3 API (the tests use moto's server on loopback).
@@ -16,8 +22,10 @@ boto3 at another S3 API (the tests use moto's server on loopback).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -27,10 +35,16 @@ from typing import Any
 
 from ..errors import ModelError, RemoteError
 from ..files import sha256_file
-from .records import load_directory
+from .records import load_directory, record_of_directory
+from .signing import SIGNATURE_FILE, Signer, load_private_key, model_files, signature_document
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = "klarna-pd-model-manifest/1"
+# BentoML's rule for the name and the version of a tag (and a safe S3 key and file name).
+_TAG_PART = re.compile(r"[a-z0-9](?:[a-z0-9._-]{0,61}[a-z0-9])?", re.ASCII)
+# A model directory is flat: a file name, never a path.
+_FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", re.ASCII)
+_SHA256 = re.compile(r"[0-9a-f]{64}", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -80,33 +94,59 @@ def _explain(exc: Exception, what: str, loc: S3Location) -> RemoteError:
     return RemoteError(f"{what}: {exc}")
 
 
-def push(tag: str, uri: str, *, log: Callable[[str], None] = print) -> str:
-    """Upload a model from the local BentoML store to ``uri``.
+def push(
+    tag: str,
+    uri: str,
+    *,
+    signing_key: str | Path | None = None,
+    log: Callable[[str], None] = print,
+) -> str:
+    """Upload a model from the local BentoML store to ``uri``, signed.
 
     Args:
         tag: the model's tag, e.g. ``klarna-pd:latest``.
         uri: ``s3://bucket/prefix``; the model goes under ``<prefix>/<name>/<version>/``.
+        signing_key: private key (PEM) to sign the model with as it is pushed; None:
+            ``KLARNA_PD_SIGNING_KEY``, else the signature the model was saved with.
 
     Returns:
         The model's S3 URI, to give to :func:`pull` (or the chart's ``model.uri``).
+
+    Raises:
+        ModelError: the model does not verify here, holds a symlink, or is unsigned and no key was given.
+        RemoteError: S3 unreachable, the bucket missing, or an upload that failed.
     """
     import bentoml
     from boto3.exceptions import S3UploadFailedError
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from .local import load_stored
+    from .local import load_stored, record_of_stored
+    from .signing import read_settings
 
     base = S3Location.parse(uri)
     stored = bentoml.models.get(tag)
     load_stored(stored)  # never publish a model that does not verify here
     loc = S3Location(base.bucket, base.key(stored.tag.name, stored.tag.version))
     root = Path(stored.path)
-    files = sorted(p for p in root.rglob("*") if p.is_file())
-    manifest = {
-        "format": MANIFEST_FORMAT,
-        "tag": str(stored.tag),
-        "files": {str(p.relative_to(root)): {"sha256": sha256_file(p), "bytes": p.stat().st_size} for p in files},
-    }
+    names = model_files(root)  # a flat directory of regular files: a symlink is refused, never followed
+    key_path = signing_key if signing_key is not None else read_settings().signing_key
+    bodies: dict[str, bytes] = {}
+    if key_path is not None:
+        signer = Signer(load_private_key(key_path), f"the signing key {key_path}")
+        bodies[SIGNATURE_FILE] = signature_document(root, record_of_stored(stored), signer)
+        log(f"signing {stored.tag} with {signer.source} ({signer.key_id})")
+    elif SIGNATURE_FILE not in names:
+        raise ModelError(
+            f"{stored.tag} is not signed: give --signing-key (or set KLARNA_PD_SIGNING_KEY) to sign it as it is pushed"
+        )
+    files = sorted(set(names) | set(bodies))
+
+    def describe(name: str) -> dict[str, Any]:
+        if name in bodies:
+            return {"sha256": hashlib.sha256(bodies[name]).hexdigest(), "bytes": len(bodies[name])}
+        return {"sha256": sha256_file(root / name), "bytes": (root / name).stat().st_size}
+
+    manifest = {"format": MANIFEST_FORMAT, "tag": str(stored.tag), "files": {name: describe(name) for name in files}}
     s3 = _client()
     try:
         s3.head_bucket(Bucket=loc.bucket)
@@ -117,8 +157,11 @@ def push(tag: str, uri: str, *, log: Callable[[str], None] = print) -> str:
     except BotoCoreError as exc:
         raise _explain(exc, f"pushing {stored.tag}", loc) from None
     try:
-        for p in files:
-            s3.upload_file(str(p), loc.bucket, loc.key(str(p.relative_to(root))))
+        for name in files:
+            if name in bodies:
+                s3.put_object(Bucket=loc.bucket, Key=loc.key(name), Body=bodies[name])
+            else:
+                s3.upload_file(str(root / name), loc.bucket, loc.key(name))
         # The manifest goes last: a pull never sees a model whose files are not all there.
         s3.put_object(Bucket=loc.bucket, Key=loc.key(MANIFEST), Body=json.dumps(manifest, indent=1).encode())
     except S3UploadFailedError as exc:
@@ -129,8 +172,48 @@ def push(tag: str, uri: str, *, log: Callable[[str], None] = print) -> str:
     return loc.uri()
 
 
-def _download(uri: str, into: Path) -> dict[str, Any]:
-    """Download and check every file of the model at ``uri`` into the empty directory ``into``."""
+def _parse_manifest(raw: bytes, uri: str) -> tuple[str, dict[str, dict[str, Any]]]:
+    """The tag and files of a manifest, every field checked (a pull trusts nothing it downloads)."""
+
+    def refuse(why: str) -> RemoteError:
+        return RemoteError(f"pulling {uri}: {MANIFEST} is not a {MANIFEST_FORMAT} manifest: {why}")
+
+    try:
+        manifest = json.loads(raw)
+    except ValueError as exc:
+        raise refuse(f"not JSON ({exc})") from None
+    if not isinstance(manifest, dict):
+        raise refuse(f"expected a JSON object, got {type(manifest).__name__}")
+    if manifest.get("format") != MANIFEST_FORMAT:
+        raise refuse(f"format is {manifest.get('format')!r}")
+    tag = manifest.get("tag")
+    name, _, version = tag.partition(":") if isinstance(tag, str) else ("", "", "")
+    if not (_TAG_PART.fullmatch(name) and _TAG_PART.fullmatch(version)):
+        raise refuse(f"tag is {tag!r}, expected <name>:<version> of lowercase letters, digits, '.', '_' and '-'")
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not files:
+        raise refuse(f"files is {files!r:.80}, expected an object of file name -> sha256 and bytes")
+    for fname, entry in files.items():
+        if not _FILE_NAME.fullmatch(fname) or fname == MANIFEST:
+            raise refuse(f"file name {fname!r} is not a plain file name of the model directory")
+        if not isinstance(entry, dict) or set(entry) != {"sha256", "bytes"}:
+            raise refuse(f"files[{fname!r}] is {entry!r:.80}, expected {{\"sha256\": ..., \"bytes\": ...}}")
+        digest, size = entry["sha256"], entry["bytes"]
+        if not (isinstance(digest, str) and _SHA256.fullmatch(digest)):
+            raise refuse(f"files[{fname!r}].sha256 is {digest!r:.80}, expected 64 lowercase hex digits")
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise refuse(f"files[{fname!r}].bytes is {size!r:.80}, expected a whole number of bytes")
+    if "model.yaml" not in files:
+        raise refuse("it lists no model.yaml")
+    return tag, files
+
+
+def _download(uri: str, into: Path) -> str:
+    """Download and check every file of the model at ``uri`` into the empty directory ``into``.
+
+    Returns:
+        The model's tag, as the manifest and the model's own ``model.yaml`` both say.
+    """
     from botocore.exceptions import BotoCoreError, ClientError
 
     loc = S3Location.parse(uri)
@@ -139,18 +222,9 @@ def _download(uri: str, into: Path) -> dict[str, Any]:
         raw = s3.get_object(Bucket=loc.bucket, Key=loc.key(MANIFEST))["Body"].read()
     except (ClientError, BotoCoreError) as exc:
         raise _explain(exc, f"pulling {uri}", S3Location(loc.bucket, loc.key(MANIFEST))) from None
-    try:
-        manifest = json.loads(raw)
-        files = manifest["files"]
-        if manifest.get("format") != MANIFEST_FORMAT or not isinstance(files, dict) or not files:
-            raise ValueError("unexpected format")
-    except (ValueError, KeyError, TypeError):
-        raise RemoteError(f"pulling {uri}: {MANIFEST} is not a {MANIFEST_FORMAT} manifest") from None
+    tag, files = _parse_manifest(raw, uri)
     for name, expected in files.items():
-        target = (into / name).resolve()
-        if into.resolve() not in target.parents:
-            raise RemoteError(f"pulling {uri}: manifest names a file outside the model: {name!r}")
-        target.parent.mkdir(parents=True, exist_ok=True)
+        target = into / name  # a plain file name (checked): never outside ``into``
         try:
             s3.download_file(loc.bucket, loc.key(name), str(target))
         except (ClientError, BotoCoreError) as exc:
@@ -161,7 +235,15 @@ def _download(uri: str, into: Path) -> dict[str, Any]:
                 f"pulling {uri}: {name} does not match the manifest (expected {expected['bytes']} bytes, "
                 f"sha256 {expected['sha256'][:12]}..., got {size} bytes, {digest[:12]}...): refusing the model"
             )
-    return manifest
+    try:
+        recorded = record_of_directory(into).tag
+    except ModelError as exc:
+        raise RemoteError(f"pulling {uri}: {exc}") from None
+    if recorded != tag:
+        # BentoML installs a model under what its model.yaml says: refuse rather than print one
+        # name and install another.
+        raise RemoteError(f"pulling {uri}: {MANIFEST} says {tag} but the model's model.yaml says {recorded}: refusing it")
+    return tag
 
 
 def pull(uri: str, *, dest: str | Path | None = None, log: Callable[[str], None] = print) -> str:
@@ -176,18 +258,18 @@ def pull(uri: str, *, dest: str | Path | None = None, log: Callable[[str], None]
         The model's tag.
 
     Raises:
-        RemoteError: S3 unreachable, bucket or objects missing, or files that do not verify.
+        RemoteError: S3 unreachable, bucket or objects missing, a malformed manifest, or a model
+            that does not verify (altered, unsigned, or signed by another key than the trusted one).
     """
     staging_parent = Path(dest).resolve().parent if dest is not None else Path(tempfile.gettempdir())
     staging_parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".pull-", dir=staging_parent))
     try:
-        manifest = _download(uri, staging)
+        tag = _download(uri, staging)
         try:
-            load_directory(staging)  # the model's own sha256 records, and that its files parse
+            load_directory(staging)  # its signature, the model's own sha256 records, and that its files parse
         except ModelError as exc:
             raise RemoteError(f"pulling {uri}: {exc}") from None
-        tag = manifest["tag"]
         if dest is None:
             _install_into_store(staging, tag)
             log(f"pulled {tag} from {uri} into the local model store")
@@ -208,16 +290,16 @@ def _install_into_store(folder: Path, tag: str) -> None:
     except NotFound:
         existing = None
     if existing is not None:
-        if existing.info.metadata.get("sha256") == _yaml_metadata(folder).get("sha256"):
+        if _digests(Path(existing.path)) == _digests(folder):
             return  # the same model is already there
-        raise RemoteError(f"{tag} is already in the local model store with different files; not replacing it")
+        raise RemoteError(
+            f"{tag} is already in the local model store with different files (or another signature); not replacing it"
+        )
     bentoml.models.import_model(str(folder), input_format="folder")
 
 
-def _yaml_metadata(folder: Path) -> dict[str, Any]:
-    import yaml
-
-    return (yaml.safe_load((folder / "model.yaml").read_text()) or {}).get("metadata", {})
+def _digests(folder: Path) -> dict[str, str]:
+    return {name: sha256_file(folder / name) for name in model_files(folder)}
 
 
 def _replace_dir(new: Path, dest: Path) -> None:

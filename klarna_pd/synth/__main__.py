@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..progress import Progress
 from .dataset import UNLABELLED_SHARE, write_synthetic
+from .provenance import record_path
 
 
 def _positive_int(text: str) -> int:
@@ -58,8 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=_out, default=Path("data/dataset.csv"), help="file to write: .csv, .csv.gz or .parquet (default: data/dataset.csv)")
     parser.add_argument("--seed", type=_seed, default=0, help="random seed (default: 0)")
     parser.add_argument("--truth", type=Path, default=None, help="also write uuid;true_pd to this file")
-    parser.add_argument("--unlabelled-share", type=_share, default=UNLABELLED_SHARE,
+    shares = parser.add_mutually_exclusive_group()
+    shares.add_argument("--unlabelled-share", type=_share, default=UNLABELLED_SHARE,
                         help="share of rows, at the end, with default=NA (default: 10000/99976)")
+    shares.add_argument("--unlabelled-only", action="store_true",
+                        help="every row with default=NA: a file to score, as batch scoring receives it")
     return parser
 
 
@@ -71,11 +75,12 @@ def main(argv: list[str] | None = None) -> int:
         rows=args.rows,
         seed=args.seed,
         truth=args.truth,
-        unlabelled_share=args.unlabelled_share,
+        unlabelled_share=1.0 if args.unlabelled_only else args.unlabelled_share,
         progress=lambda done, total, _: progress.update(done),
     )
     progress.finish(args.rows)
-    print(f"wrote {args.out}" + (f" and {args.truth}" if args.truth else ""))
+    print(f"wrote {args.out}" + (f" and {args.truth}" if args.truth else "")
+          + f" (SYNTHETIC: recorded as such in {record_path(args.out)})")
     return 0
 
 

@@ -16,8 +16,9 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from ..data.files import is_parquet
-from ..files import atomic_path
+from ..files import atomic_path, sha256_file
 from .facts import load_facts
+from .provenance import SynthRecord, write_record
 from .generator import generate_features
 from .truth import true_pd
 
@@ -140,6 +141,8 @@ def write_synthetic(
     """Write a synthetic file (CSV, ``.csv.gz`` or Parquet) and optionally ``uuid;true_pd``.
 
     Both files appear complete or not at all: they are written to temporary names and renamed.
+    The file's provenance record, ``<out>.synthetic.json`` (recipe and sha256), is written beside
+    it, so training recognises the stand-in wherever it is (:mod:`klarna_pd.synth.provenance`).
 
     Args:
         out: the data file to write.
@@ -188,3 +191,6 @@ def write_synthetic(
             for closable in (data_writer, truth_writer, data_sink, truth_sink):
                 if closable is not None:
                     closable.close()
+        digest = sha256_file(tmp_out)
+    write_record(out, SynthRecord(rows=rows, seed=seed, unlabelled_share=unlabelled_share,
+                                  chunk_rows=CHUNK_ROWS, sha256=digest))

@@ -58,8 +58,23 @@ class _Axes:
         return "\n".join([*self.parts, "</svg>"])
 
 
+def nice_ticks(low: float, high: float, most: int = 6) -> list[float]:
+    """Round axis ticks covering [low, high]: steps of 1, 2 or 5 times a power of ten, at most ``most`` ticks."""
+    span = high - low
+    if not np.isfinite(span) or span <= 0:
+        return [low]
+    for power in range(int(np.floor(np.log10(span / most))) - 1, int(np.ceil(np.log10(span))) + 2):
+        for mantissa in (1, 2, 5):
+            step = mantissa * 10.0**power
+            first, last = np.floor(low / step + 1e-9), np.ceil(high / step - 1e-9)
+            if last - first + 1 <= most:
+                # round() drops the float noise of k * step (0.30000000000000004)
+                return [round(float(k * step), 12) for k in np.arange(first, last + 1)]
+    return [low, high]
+
+
 def _pct(v: float) -> str:
-    return f"{100 * v:g}%"
+    return f"{100 * v:.10g}%"
 
 
 def roc(y: np.ndarray, p: np.ndarray, auc: float) -> str:
@@ -73,10 +88,10 @@ def roc(y: np.ndarray, p: np.ndarray, auc: float) -> str:
 
 
 def reliability(before: list[dict], after: list[dict]) -> str:
-    top = max(max(r["mean_pd"], r["default_rate"]) for r in [*before, *after]) * 1.1 or 1.0
+    ticks = nice_ticks(0.0, max(max(r["mean_pd"], r["default_rate"]) for r in [*before, *after]) or 1.0)
+    top = ticks[-1]
     ax = _Axes("Reliability (deciles of PD, out-of-fold)", (0, top), (0, top), "mean predicted PD", "observed default rate")
-    ticks = list(np.linspace(0, top, 5))
-    ax.ticks(ticks, ticks, fmt_x=lambda v: f"{100 * v:.1f}%", fmt_y=lambda v: f"{100 * v:.1f}%")
+    ax.ticks(ticks, ticks, fmt_x=_pct, fmt_y=_pct)
     ax.line([0, top], [0, top], GREY, dash=True, width=1)
     for table, color in ((before, ORANGE), (after, BLUE)):
         xs = [r["mean_pd"] for r in table]
@@ -87,41 +102,103 @@ def reliability(before: list[dict], after: list[dict]) -> str:
     return ax.svg()
 
 
-def score_distribution(y: np.ndarray, p: np.ndarray) -> str:
-    logp = np.log10(np.clip(p, 1e-6, 1.0))
-    edges = np.linspace(np.floor(logp.min() * 2) / 2, 0.0, 31)
-    dens = []
-    for cls in (0.0, 1.0):
-        counts, _ = np.histogram(logp[y == cls], bins=edges)
-        dens.append(counts / max(counts.sum(), 1))
-    top = max(d.max() for d in dens) * 1.1 or 1.0
-    ax = _Axes("PD by outcome (out-of-fold)", (edges[0], edges[-1]), (0, top), "PD (log scale)", "share of rows")
-    xt = [e for e in np.arange(np.ceil(edges[0]), 0.5, 1.0)]
-    ax.ticks(xt, list(np.linspace(0, top, 5)), fmt_x=lambda v: f"{10 ** v:g}", fmt_y=lambda v: f"{100 * v:.0f}%")
+def _log_histograms(title: str, groups: Sequence[tuple[str, np.ndarray, str]]) -> str:
+    """Shares of rows over 30 bins of log10 PD, one line per group (label, PDs, colour)."""
+    logs = [np.log10(np.clip(p, 1e-6, 1.0)) for _, p, _ in groups if len(p)]
+    low = min(float(v.min()) for v in logs)
+    edges = np.linspace(np.floor(low * 2) / 2, 0.0, 31)
+    shown = []
+    for label, p, color in groups:
+        if not len(p):
+            continue
+        counts, _ = np.histogram(np.log10(np.clip(p, 1e-6, 1.0)), bins=edges)
+        shown.append((label, counts / counts.sum(), color))
+    yt = nice_ticks(0.0, max(float(d.max()) for _, d, _ in shown) or 1.0)
+    ax = _Axes(title, (edges[0], edges[-1]), (0, yt[-1]), "PD (log scale)", "share of rows")
+    xt = [float(e) for e in np.arange(np.ceil(edges[0]), 0.5, 1.0)]
+    ax.ticks(xt, yt, fmt_x=lambda v: _pct(10**v), fmt_y=_pct)
     mids = (edges[:-1] + edges[1:]) / 2
-    ax.line(mids, dens[0], BLUE)
-    ax.line(mids, dens[1], ORANGE)
-    ax.legend([("no default", BLUE), ("default", ORANGE)])
+    for _, dens, color in shown:
+        ax.line(mids, dens, color)
+    ax.legend([(label, color) for label, _, color in shown])
     return ax.svg()
 
 
+def score_distribution(y: np.ndarray, p: np.ndarray) -> str:
+    return _log_histograms("PD by outcome (out-of-fold)", [("no default", p[y == 0], BLUE), ("default", p[y == 1], ORANGE)])
+
+
+def scored_distribution(labelled_pd: np.ndarray, scored_pd: np.ndarray) -> str:
+    """PDs of the rows scored next to those of the labelled rows, both from the final model."""
+    return _log_histograms(
+        "PD of scored and labelled rows (final model)",
+        [(f"labelled rows ({len(labelled_pd):,})", labelled_pd, BLUE), (f"scored rows ({len(scored_pd):,})", scored_pd, ORANGE)],
+    )
+
+
+def master_scale(grades: list[dict]) -> str:
+    """Observed default rate (with its 95 % Jeffreys interval) and mean PD per grade, log scale."""
+    from scipy import stats
+
+    rows = [g for g in grades if g["rows"]]
+    lows, highs = [], []
+    for g in rows:
+        a, b = g["defaults"] + 0.5, g["rows"] - g["defaults"] + 0.5
+        lows.append(float(stats.beta.ppf(0.025, a, b)))
+        highs.append(float(stats.beta.ppf(0.975, a, b)))
+    floor = 1e-4
+    values = [v for g in rows for v in (g["mean_pd"], g["default_rate"])] + lows + highs
+    lo = np.floor(np.log10(max(min(v for v in values if v > 0), floor)))
+    hi = np.ceil(np.log10(max(values)))
+    if hi <= lo:
+        hi = lo + 1
+    ax = _Axes("Master scale: observed vs predicted (out-of-fold)", (0.5, len(rows) + 0.5), (lo, hi),
+               "grade", "default rate (log scale)")
+    ax.ticks(range(1, len(rows) + 1), [float(v) for v in np.arange(lo, hi + 0.5)],
+             fmt_x=lambda i: str(rows[i - 1]["grade"]), fmt_y=lambda v: _pct(10**v))
+    for i, (g, l, h) in enumerate(zip(rows, lows, highs), start=1):
+        ax.line([i, i], [np.log10(max(l, 10**lo)), np.log10(max(h, 10**lo))], ORANGE, width=1)
+    xs = list(range(1, len(rows) + 1))
+    # No dot for a grade without defaults: log scale has no zero; its interval still shows.
+    seen = [(i, g["default_rate"]) for i, g in zip(xs, rows) if g["default_rate"] > 0]
+    ax.dots([i for i, _ in seen], [np.log10(v) for _, v in seen], ORANGE)
+    ax.line(xs, [np.log10(g["mean_pd"]) for g in rows], BLUE)
+    ax.legend([("mean PD", BLUE), ("observed rate, 95% Jeffreys interval", ORANGE)])
+    return ax.svg()
+
+
+def _scale(parts: list[str], x0: float, width: float, y: float, ticks: list[float], fmt, color: str, up: bool) -> None:
+    """A horizontal axis: baseline, tick marks and labels (above the line when ``up``)."""
+    parts.append(f'<line x1="{x0}" y1="{y}" x2="{x0 + width}" y2="{y}" stroke="{color}"/>')
+    for v in ticks:
+        x = x0 + width * v / ticks[-1]
+        mark, label = (y - 4, y - 7) if up else (y + 4, y + 15)
+        parts.append(f'<line x1="{x:.1f}" y1="{y}" x2="{x:.1f}" y2="{mark}" stroke="{color}"/>')
+        parts.append(f'<text x="{x:.1f}" y="{label}" text-anchor="middle" fill="{color}">{fmt(v)}</text>')
+
+
 def importance(table: dict[str, dict[str, float]], top: int = 15) -> str:
+    """Mean |SHAP| (log-odds, top axis) and share of total gain (bottom axis) of the strongest features."""
     rows = sorted(table.items(), key=lambda kv: -kv[1]["mean_abs_shap"])[:top]
-    height = 40 + 18 * len(rows)
-    name_w = 250
-    bar_w = 300
-    max_shap = max(r["mean_abs_shap"] for _, r in rows) or 1.0
-    max_gain = max(r["gain"] for _, r in rows) or 1.0
+    name_w, bar_w, first = 250, 300, 76
+    height = first + 18 * len(rows) + 40
+    shap_ticks = nice_ticks(0.0, max(r["mean_abs_shap"] for _, r in rows) or 1.0)
+    gain_ticks = nice_ticks(0.0, max(r["gain"] for _, r in rows) or 1.0)
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{name_w + bar_w + 20}" height="{height}" '
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{name_w + bar_w + 40}" height="{height}" '
         'font-family="sans-serif" font-size="11">',
-        f'<text x="{(name_w + bar_w) / 2}" y="16" text-anchor="middle" font-size="13">'
-        "Feature importance: mean |SHAP| (blue) and share of gain (orange), each scaled to its largest</text>",
+        f'<text x="{(name_w + bar_w) / 2}" y="16" text-anchor="middle" font-size="13">Feature importance</text>',
+        f'<rect x="{name_w}" y="26" width="10" height="7" fill="{BLUE}"/>',
+        f'<text x="{name_w + 14}" y="33">mean |SHAP| on the log-odds (top axis)</text>',
+        f'<rect x="{name_w}" y="40" width="10" height="7" fill="{ORANGE}"/>',
+        f'<text x="{name_w + 14}" y="47">share of total gain (bottom axis)</text>',
     ]
+    _scale(parts, name_w, bar_w, first - 6, shap_ticks, lambda v: f"{v:g}", BLUE, up=True)
     for i, (name, r) in enumerate(rows):
-        y = 30 + 18 * i
+        y = first + 18 * i
         parts.append(f'<text x="{name_w - 6}" y="{y + 11}" text-anchor="end">{escape(name)}</text>')
-        parts.append(f'<rect x="{name_w}" y="{y + 1}" width="{bar_w * r["mean_abs_shap"] / max_shap:.1f}" height="7" fill="{BLUE}"/>')
-        parts.append(f'<rect x="{name_w}" y="{y + 8}" width="{bar_w * r["gain"] / max_gain:.1f}" height="7" fill="{ORANGE}"/>')
+        parts.append(f'<rect x="{name_w}" y="{y + 1}" width="{bar_w * r["mean_abs_shap"] / shap_ticks[-1]:.1f}" height="7" fill="{BLUE}"/>')
+        parts.append(f'<rect x="{name_w}" y="{y + 8}" width="{bar_w * r["gain"] / gain_ticks[-1]:.1f}" height="7" fill="{ORANGE}"/>')
+    _scale(parts, name_w, bar_w, first + 18 * len(rows) + 4, gain_ticks, _pct, ORANGE, up=False)
     parts.append("</svg>")
     return "\n".join(parts)

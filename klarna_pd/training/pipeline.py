@@ -1,7 +1,9 @@
 """The main job: read the data, train, store the model, write predictions, metrics and report.
 
 Outputs are staged in a hidden directory inside ``out`` and moved into place only when all of
-them exist, so a failed run leaves the previous outputs as they were.
+them exist, so a failed run leaves the previous outputs as they were. Each dataset spec has its
+own model name (``<spec name>-pd``: ``klarna-pd`` for the built-in spec) and its own output
+directory (``outputs/<spec name>/``), so training on one file never replaces another's model.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import csv
 import io
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -21,16 +24,22 @@ from typing import Any
 import numpy as np
 
 from ..data.files import read_dataset
+from ..errors import DataError, SpecError
 from ..files import sha256_file
 from ..spec import DatasetSpec
+from ..synth.provenance import read_record, record_path, true_pd_by_id
 from . import report
 from .cv import TrainConfig, TrainResult, train
 from .evaluation import evaluate
+from .reuse import training_labels
 
 DEFAULT_DATA = Path("data/dataset.csv")
 SYNTHETIC_DATA = Path("data/synthetic/dataset.csv")
 SYNTHETIC_TRUTH = Path("data/synthetic/truth.csv")
+OUTPUTS = Path("outputs")
 OUTPUT_FILES = ("predictions.csv", "metrics.json", "report.md", "report.html")
+# BentoML's tag names: lower-case letters, digits, '-', '_' and '.', at most 63 characters.
+_MODEL_NAME = re.compile(r"^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$")
 
 
 @dataclass(frozen=True)
@@ -42,30 +51,55 @@ class RunSummary:
     result: TrainResult
 
 
-def resolve_data(data: Path | None, *, builtin_spec: bool, log: Callable[[str], None]) -> tuple[Path, bool]:
-    """The file to train on, and whether it is the synthetic stand-in.
+def default_model_name(spec: DatasetSpec) -> str:
+    """The model store name of models trained for ``spec``: ``<spec name>-pd``.
+
+    Raises:
+        SpecError: the spec's name does not make a valid BentoML model name.
+    """
+    name = f"{spec.name}-pd"
+    if not _MODEL_NAME.match(name):
+        raise SpecError(
+            f"spec name {spec.name!r} does not make a model name ({name!r}): expected lower-case letters, digits, "
+            "'-', '_' or '.', at most 60 characters; rename the spec or pass --model-name"
+        )
+    return name
+
+
+def default_out(spec: DatasetSpec) -> Path:
+    """The output directory of runs on ``spec``'s data: ``outputs/<spec name>``."""
+    return OUTPUTS / spec.name
+
+
+def resolve_data(data: Path | None, *, builtin_spec: bool, log: Callable[[str], None]) -> Path:
+    """The file to train on.
 
     With no ``--data``: ``data/dataset.csv`` if present; otherwise, for the built-in Klarna spec,
-    the synthetic stand-in (generated once into ``data/synthetic/``).
+    the synthetic stand-in (generated once into ``data/synthetic/``). Whether a file is the
+    synthetic stand-in is decided by its provenance record (:func:`run`), not by its path.
     """
     if data is not None:
-        return data, False
+        return data
     if DEFAULT_DATA.exists():
-        return DEFAULT_DATA, False
+        return DEFAULT_DATA
     if not builtin_spec:
         raise FileNotFoundError(f"{DEFAULT_DATA} not found; pass --data with a file that fits the spec")
-    banner = "=" * 78
-    log(banner)
-    log(f"  {DEFAULT_DATA} NOT FOUND: USING THE SYNTHETIC STAND-IN {SYNTHETIC_DATA}")
-    log("  (generated from ../shared/data/klarna/profile.json facts, labels from a known true PD;")
-    log("   results describe the generator, not real customers)")
-    log(banner)
+    log(f"{DEFAULT_DATA} NOT FOUND: using the synthetic stand-in {SYNTHETIC_DATA}")
     if not SYNTHETIC_DATA.exists():
         from ..synth import write_synthetic
 
         log(f"generating {SYNTHETIC_DATA} (99,976 rows, seed 0) and {SYNTHETIC_TRUTH}")
         write_synthetic(SYNTHETIC_DATA, rows=99_976, seed=0, truth=SYNTHETIC_TRUTH)
-    return SYNTHETIC_DATA, True
+    return SYNTHETIC_DATA
+
+
+def _synthetic_banner(data: Path, log: Callable[[str], None]) -> None:
+    banner = "=" * 78
+    log(banner)
+    log(f"  TRAINING ON THE SYNTHETIC STAND-IN: {data}")
+    log(f"  (recognised by {record_path(data)}; labels drawn from a known true PD,")
+    log("   so the results describe the generator, not real customers)")
+    log(banner)
 
 
 def all_missing(values: np.ndarray) -> bool:
@@ -91,9 +125,10 @@ def run(
     out: Path,
     config: TrainConfig,
     *,
-    synthetic: bool = False,
+    synthetic: bool | None = None,
     store: bool = True,
-    model_name: str = "klarna-pd",
+    model_name: str | None = None,
+    signing_key: Path | None = None,
     log: Callable[[str], None] = print,
 ) -> RunSummary:
     """Train on ``data`` and write the outputs into ``out``.
@@ -103,20 +138,45 @@ def run(
         spec: its spec.
         out: output directory (created if needed).
         config: training settings.
-        synthetic: ``data`` is the synthetic stand-in (said in the report).
+        synthetic: whether ``data`` is the synthetic stand-in; None (the default): decided by its
+            provenance record (:mod:`klarna_pd.synth.provenance`). Said on the console, in
+            ``metrics.json`` (``input.synthetic``) and in the report; with a record, the report
+            also compares the model with the true PD.
         store: put the model into the BentoML model store.
-        model_name: the model's name in the store.
+        model_name: the model's name in the store (default: :func:`default_model_name`).
+        signing_key: private key (PEM) the stored model is signed with; None:
+            ``KLARNA_PD_SIGNING_KEY``, else this machine's development key.
         log: where progress lines go.
 
     Raises:
         DataError: the data file does not fit the spec (nothing is written).
+        ModelError: the signing key cannot be used (nothing is written).
         ValueError: too few labelled rows for the folds asked for.
     """
     started = time.perf_counter()
+    model_name = model_name or default_model_name(spec)
+    if store:
+        from ..store.signing import resolve_signer
+
+        resolve_signer(signing_key, log=log)  # a key that cannot sign fails now, not after training
     dataset = read_dataset(data, spec)
+    digest = sha256_file(data)
     read_seconds = time.perf_counter() - started
     n_lab = int(dataset.is_labelled.sum())
     log(f"read {data}: {len(dataset.batch):,} rows ({n_lab:,} labelled, {len(dataset.batch) - n_lab:,} to score) in {read_seconds:.1f} s")
+    record, mismatch = read_record(data, digest)
+    if mismatch:
+        log(f"WARNING: {mismatch}")
+    synthetic = record is not None if synthetic is None else synthetic
+    if synthetic:
+        _synthetic_banner(data, log)
+    truth = None
+    if record is not None:
+        try:
+            all_truth = true_pd_by_id(record, dataset.batch.ids)
+            truth = (all_truth[dataset.is_labelled], all_truth[~dataset.is_labelled])
+        except DataError as exc:
+            log(f"WARNING: no comparison with the true PD: {exc}")
 
     # A feature missing in every labelled row is usually a broken extract, not a fact about the
     # applicants: train anyway (the trees ignore it), but say so loudly and keep it on record.
@@ -127,8 +187,15 @@ def run(
 
     result = train(dataset, config, log=log)
     result.seconds = {"read": read_seconds, **result.seconds}
-    metrics = evaluate(result)
-    metrics["input"] = {"path": str(data), "sha256": sha256_file(data), "synthetic": synthetic, "all_missing_features": empty}
+    metrics = evaluate(result, true_pd=truth)
+    metrics["input"] = {
+        "path": str(data),
+        "sha256": digest,
+        "synthetic": synthetic,
+        "synthetic_record": None if record is None else {"path": str(record_path(data)), "rows": record.rows, "seed": record.seed},
+        "all_missing_features": empty,
+    }
+    metrics["spec_name"] = spec.name
     result.model.metrics = metrics
 
     tag = None
@@ -136,7 +203,8 @@ def run(
         from ..store.local import save_model
 
         t0 = time.perf_counter()
-        tag = save_model(result.model, name=model_name, labels={"spec": spec.name, "synthetic": str(synthetic).lower()})
+        labels = {**training_labels(digest, spec, config), "synthetic": str(synthetic).lower()}
+        tag = save_model(result.model, name=model_name, labels=labels, signing_key=signing_key, log=log)
         metrics = result.model.metrics
         metrics["seconds"]["store"] = round(time.perf_counter() - t0, 3)
         log(f"saved model {tag} to the BentoML model store")
@@ -145,8 +213,9 @@ def run(
 
     context = {
         "data_path": str(data),
-        "data_sha256": metrics["input"]["sha256"],
+        "data_sha256": digest,
         "synthetic": synthetic,
+        "synthetic_record": str(record_path(data)) if record is not None else None,
         "model_tag": tag or "not stored",
     }
     markdown = report.render_markdown(result, metrics, context)

@@ -2,7 +2,6 @@
 
 import gzip
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +17,7 @@ from klarna_pd.data.batch import Batch
 from klarna_pd.data.files import read_dataset
 from klarna_pd.errors import DataError
 
+from ..helpers.models import certain_default_booster, signed_copy
 from ..helpers.paths import ROOT
 
 pytestmark = [pytest.mark.batch]
@@ -79,7 +79,7 @@ def test_bad_rows_go_to_the_reject_file(small_model, synthetic_small, klarna_spe
     assert (summary.rows_scored, summary.rows_rejected) == (5_998, 2)
     rejects = pd.read_csv(summary.rejects, sep=";")
     assert rejects["line"].tolist() == [11, 21]
-    assert rejects["id"].iloc[0] == lines[10].split(";")[0].strip('"')
+    assert rejects["uuid"].iloc[0] == lines[10].split(";")[0].strip('"')
     assert rejects["column"].tolist() == ["age", "<row>"]
     assert "expected a finite number from 18 to 120, got 'forty'" in rejects["reason"].iloc[0]
     assert "expected 43 fields, got 40" in rejects["reason"].iloc[1]
@@ -116,6 +116,7 @@ def test_cli_with_progress(small_trained, synthetic_small, expected, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "rows/s" in proc.stderr and "batch: 6,000" in proc.stderr
     assert proc.stdout.startswith("scored 6,000 rows into")
+    assert proc.stdout.splitlines()[-1] == "rows in 6,000 = scored 6,000 + rejected 0"
     pd.testing.assert_frame_equal(_read(out), expected)
 
 
@@ -144,20 +145,18 @@ def test_cli_reports_a_missing_model_or_input(small_trained, tmp_path):
     assert not (tmp_path / "o.csv").exists()
 
 
+def test_cli_refuses_a_model_that_fails_its_signature(small_trained, bentoml_home, synthetic_small, tmp_path):
+    """A booster rewritten (PD near 1 for everyone) with its recorded digests recomputed."""
+    tag, path = signed_copy(small_trained.model_tag, bentoml_home, "klarna-pd-batch-rewritten")
+    certain_default_booster(path)
+    for model in (tag, str(path)):
+        proc = subprocess.run([sys.executable, "-m", "klarna_pd.batch", "--model", model, "--input", str(synthetic_small),
+                               "--output", str(tmp_path / "o.csv")], cwd=ROOT, capture_output=True, text=True)
+        assert proc.returncode == 1 and "does not match its recorded sha256 in the signed manifest" in proc.stderr
+        assert not (tmp_path / "o.csv").exists()
+
+
 # -- Spark -----------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def spark():
-    pytest.importorskip("pyspark", reason="pyspark not installed (requirements-spark.txt)")
-    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
-        pytest.skip("no Java runtime (Spark needs Java 17): install openjdk-17-jre-headless")
-    from klarna_pd.batch.spark import session
-
-    s = session("local[2]")
-    s.sparkContext.setLogLevel("ERROR")
-    yield s
-    s.stop()
 
 
 def test_spark_gives_the_same_pds_to_the_last_digit(spark, small_trained, small_model, synthetic_small, klarna_spec, tmp_path):
@@ -174,6 +173,17 @@ def test_spark_gives_the_same_pds_to_the_last_digit(spark, small_trained, small_
     assert (tmp_path / "spark.csv").read_bytes() == (tmp_path / "local.csv").read_bytes()
     rejects = pd.read_csv(remote.rejects, sep=";")
     assert set(rejects["column"]) == {"age", "<row>"}
+
+
+def test_spark_executors_refuse_a_model_that_fails_its_signature(spark, small_trained, bentoml_home, synthetic_small, klarna_spec):
+    """Each executor checks the model it was shipped, with the driver's key."""
+    from klarna_pd.batch.spark import read_text, score_dataframe
+
+    _, path = signed_copy(small_trained.model_tag, bentoml_home, "klarna-pd-spark-rewritten")
+    certain_default_booster(path)
+    df = read_text(spark, str(synthetic_small), klarna_spec)
+    with pytest.raises(Exception, match="does not match its recorded sha256 in the signed manifest"):
+        score_dataframe(df, path, klarna_spec).collect()
 
 
 def test_spark_dataframe_function(spark, small_trained, small_model, expected, synthetic_small, klarna_spec):
@@ -215,5 +225,6 @@ def test_spark_submit_runs_the_documented_entry_point(spark, small_trained, expe
         cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.strip().splitlines()[-1].startswith("scored 6,000 rows into")
+    assert proc.stdout.strip().splitlines()[-2].startswith("scored 6,000 rows into")
+    assert proc.stdout.strip().splitlines()[-1] == "rows in 6,000 = scored 6,000 + rejected 0"
     pd.testing.assert_frame_equal(_read(out), expected)

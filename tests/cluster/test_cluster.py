@@ -14,7 +14,7 @@ import pytest
 from klarna_pd.cluster.__main__ import main
 
 from ..helpers.paths import ROOT
-from ..deploy.test_chart import VARIANTS, _values, render
+from ..deploy.test_chart import _values, render
 from .fake_api import FakeAPI, with_status
 
 pytestmark = pytest.mark.deploy

@@ -1,6 +1,5 @@
 """The Helm chart, linted and rendered by the real Helm library (helm-python-sdk), then checked."""
 
-from pathlib import Path
 
 import helm_python as helm
 import pytest
@@ -78,7 +77,7 @@ def test_deployment_defaults():
     assert env["KLARNA_PD_WORKERS"] == "1" and env["KLARNA_PD_MAX_LATENCY_MS"] == "300"
     assert "KLARNA_PD_MODEL_DIR" not in env and "initContainers" not in pod
     # The writable places of a read-only root filesystem.
-    assert {m["mountPath"] for m in c["volumeMounts"]} == {"/tmp", "/var/lib/bentoml"}
+    assert {m["mountPath"] for m in c["volumeMounts"] if not m.get("readOnly")} == {"/tmp", "/var/lib/bentoml"}
     assert c["lifecycle"]["preStop"]["exec"]["command"] == ["sleep", "5"]
 
 
@@ -220,3 +219,22 @@ def test_monitoring_objects_are_off_by_default_and_match_the_service():
         metric = r["expr"].split("(")[1].split("{")[0] if "by (" not in r["expr"] else r["expr"].split(") (")[1].split("{")[0]
         assert f'"{metric}"' in exported, metric
     assert rules["KlarnaPDScoreDriftAct"]["annotations"]["summary"].startswith("PD distribution of klarna-pd has shifted (PSI {{ $value")
+
+
+def test_pods_verify_models_with_a_key_from_a_secret_mounted_read_only():
+    """Both the init container's pull and the server's load check the signature (issue 15, item 11)."""
+    pod = render(_values("s3-model"))["Deployment"][0]["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["model-verify-key"]["secret"]["secretName"] == "klarna-pd-model-verify-key"
+    for container in (pod["initContainers"][0], pod["containers"][0]):
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["KLARNA_PD_VERIFY_KEY"] == "/etc/klarna-pd/signing/verify-key.pem"
+        assert "KLARNA_PD_ALLOW_UNSIGNED" not in env
+        (mount,) = [m for m in container["volumeMounts"] if m["name"] == "model-verify-key"]
+        assert mount["readOnly"] is True and mount["mountPath"] == "/etc/klarna-pd/signing"
+    dev = _deployment({"modelSigning": {"existingSecret": "", "allowUnsigned": True}})["spec"]["template"]["spec"]
+    env = {e["name"]: e.get("value") for e in dev["containers"][0]["env"]}
+    assert env["KLARNA_PD_ALLOW_UNSIGNED"] == "true" and "KLARNA_PD_VERIFY_KEY" not in env
+    assert "model-verify-key" not in {v["name"] for v in dev["volumes"]}
+    with pytest.raises(helm.HelmError, match="allowUnsigned"):
+        helm.Chart.load(CHART).render({"modelSigning": {"allowUnsigned": "yes"}}, name="klarna-pd", namespace="risk")

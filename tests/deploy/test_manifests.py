@@ -46,6 +46,12 @@ def test_kustomize_and_chart_agree_on_what_matters(eks_manifests):
     for key in ("livenessProbe", "readinessProbe", "startupProbe", "securityContext", "resources", "ports"):
         assert c_pod["containers"][0][key] == k_pod["containers"][0][key], key
     assert c_pod["securityContext"] == k_pod["securityContext"]
+    # The key models must be signed with: the same Secret, mounted read-only, in both.
+    key = "model-verify-key"
+    assert {v["name"]: v for v in c_pod["volumes"]}[key] == {v["name"]: v for v in k_pod["volumes"]}[key]
+    for pod in (c_pod, k_pod):
+        env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+        assert env["KLARNA_PD_VERIFY_KEY"] == "/etc/klarna-pd/signing/verify-key.pem"
     for key in ("minReplicas", "maxReplicas", "metrics"):
         assert chart["HorizontalPodAutoscaler"][0]["spec"][key] == kz["HorizontalPodAutoscaler"]["spec"][key]
 

@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 
 from klarna_pd.data.batch import Batch
-from klarna_pd.errors import RemoteError
+from klarna_pd.errors import ModelError, RemoteError
 from klarna_pd.store.records import load_directory
 from klarna_pd.store.s3 import pull, push
 
+from ..helpers.models import signed_copy
 from ..helpers.paths import ROOT
 from ..helpers.servers import free_port, start_server, stop_server, wait_ready
 
@@ -156,8 +157,11 @@ def test_unreachable_s3_leaves_the_previous_model_in_place(pushed, small_model, 
 
 def test_pull_into_the_local_store(pushed, small_trained, tmp_path, s3_endpoint):
     """Into a fresh model store (another BENTOML_HOME), through the CLI."""
+    from klarna_pd.store.signing import PUBLIC_KEY_FILE, dev_key_dir
+
     home = tmp_path / "bentoml"
-    env = {**os.environ, **s3_endpoint[1], "BENTOML_HOME": str(home)}
+    # A fresh home has no development key: trust the session's one explicitly, as a pod would.
+    env = {**os.environ, **s3_endpoint[1], "BENTOML_HOME": str(home), "KLARNA_PD_VERIFY_KEY": str(dev_key_dir() / PUBLIC_KEY_FILE)}
     proc = subprocess.run([sys.executable, "-m", "klarna_pd.store", "pull", pushed], cwd=ROOT, env=env,
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
@@ -203,3 +207,145 @@ def test_the_server_serves_a_pulled_model(pushed, small_model, tmp_path, sample_
         assert meta["source"] == str(dest) and meta["model_tag"] == small_model.metrics["model_tag"]
     finally:
         stop_server(proc)
+
+
+# -- signatures (issue 15, item 11) ----------------------------------------------------------------
+
+
+def _objects(pushed: str) -> tuple[str, str]:
+    bucket, _, prefix = pushed[len("s3://"):].partition("/")
+    return bucket, prefix
+
+
+def test_a_rewrite_with_every_digest_recomputed_is_refused_by_the_signature(repushed, tmp_path):
+    """Booster, model.yaml's digests and the manifest altered together: only the signature is left."""
+    import hashlib
+
+    import yaml
+
+    bucket, prefix = _objects(repushed)
+    s3 = boto3.client("s3")
+    get = lambda name: s3.get_object(Bucket=bucket, Key=f"{prefix}/{name}")["Body"].read()  # noqa: E731
+    model_dir = tmp_path / "altered"
+    model_dir.mkdir()
+    for name in ("booster.txt", "model.yaml"):
+        (model_dir / name).write_bytes(get(name))
+    (model_dir / "booster.txt").write_bytes(get("booster.txt").replace(b"shrinkage=1\n", b"shrinkage=2\n", 1))
+    info = yaml.safe_load((model_dir / "model.yaml").read_text())
+    info["metadata"]["sha256"]["booster.txt"] = hashlib.sha256((model_dir / "booster.txt").read_bytes()).hexdigest()
+    (model_dir / "model.yaml").write_text(yaml.safe_dump(info, sort_keys=False))
+    manifest = json.loads(get("manifest.json"))
+    for name in ("booster.txt", "model.yaml"):
+        body = (model_dir / name).read_bytes()
+        s3.put_object(Bucket=bucket, Key=f"{prefix}/{name}", Body=body)
+        manifest["files"][name] = {"sha256": hashlib.sha256(body).hexdigest(), "bytes": len(body)}
+    s3.put_object(Bucket=bucket, Key=f"{prefix}/manifest.json", Body=json.dumps(manifest).encode())
+    with pytest.raises(RemoteError, match="does not match its recorded sha256 in the signed manifest"):
+        pull(repushed, dest=tmp_path / "model", log=lambda *_: None)
+    assert not (tmp_path / "model").exists()
+
+
+@pytest.fixture(scope="module")
+def release_keys(tmp_path_factory):
+    from klarna_pd.store.signing import generate_keys
+
+    return generate_keys(tmp_path_factory.mktemp("release") / "keys")
+
+
+def test_push_signs_with_the_release_key_and_pods_verify_with_it(s3_endpoint, small_trained, release_keys, tmp_path, monkeypatch):
+    """Trained with the development key, signed with the release key as it is pushed; a pod that
+    trusts only the release key pulls it, and refuses the same model signed with the development key."""
+    private, public = release_keys
+    released = push(small_trained.model_tag, f"s3://{BUCKET}/release", signing_key=private, log=lambda *_: None)
+    dev_signed = push(small_trained.model_tag, f"s3://{BUCKET}/dev", log=lambda *_: None)
+    monkeypatch.setenv("KLARNA_PD_VERIFY_KEY", str(public))
+    assert pull(released, dest=tmp_path / "released", log=lambda *_: None) == small_trained.model_tag
+    with pytest.raises(RemoteError, match="not by the trusted key"):
+        pull(dev_signed, dest=tmp_path / "dev", log=lambda *_: None)
+    # The init container's command, with no development key on the pod.
+    env = {**os.environ, **s3_endpoint[1], "BENTOML_HOME": str(tmp_path / "pod-home"), "KLARNA_PD_VERIFY_KEY": str(public)}
+    proc = subprocess.run([sys.executable, "-m", "klarna_pd.store", "pull", released, "--dest", str(tmp_path / "pod")],
+                          cwd=ROOT, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    env.pop("KLARNA_PD_VERIFY_KEY")
+    proc = subprocess.run([sys.executable, "-m", "klarna_pd.store", "pull", released, "--dest", str(tmp_path / "pod2")],
+                          cwd=ROOT, env=env, capture_output=True, text=True)
+    assert proc.returncode == 1 and "set KLARNA_PD_VERIFY_KEY" in proc.stderr
+
+
+def test_push_refuses_an_unsigned_model_without_a_key(s3_endpoint, small_trained, bentoml_home, monkeypatch):
+    tag, path = signed_copy(small_trained.model_tag, bentoml_home, "klarna-pd-unsigned")
+    (path / "signature.json").unlink()
+    monkeypatch.setenv("KLARNA_PD_ALLOW_UNSIGNED", "true")  # loads here, for development
+    with pytest.raises(ModelError, match="is not signed: give --signing-key"):
+        push(tag, f"s3://{BUCKET}/unsigned", log=lambda *_: None)
+    assert "Contents" not in boto3.client("s3").list_objects_v2(Bucket=BUCKET, Prefix="unsigned/")
+
+
+# -- item 13: symlinks, malformed manifests, a tag that is not the model's ---------------------------
+
+
+def test_push_refuses_a_symlink_in_the_model_directory(s3_endpoint, small_trained, bentoml_home, tmp_path):
+    """A symlinked file used to be followed and its target uploaded."""
+    import shutil
+
+    tag, path = signed_copy(small_trained.model_tag, bentoml_home, "klarna-pd-symlinked")
+    shutil.move(path / "metrics.json", tmp_path / "metrics.json")
+    (path / "metrics.json").symlink_to(tmp_path / "metrics.json")
+    with pytest.raises((ModelError, RemoteError), match="symlink, 'metrics.json'"):
+        push(tag, f"s3://{BUCKET}/symlinked", log=lambda *_: None)
+    assert "Contents" not in boto3.client("s3").list_objects_v2(Bucket=BUCKET, Prefix="symlinked/")
+
+
+def _manifest_edit(change):
+    def edit(manifest: dict) -> dict:
+        change(manifest)
+        return manifest
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    "edit, needle",
+    [
+        (lambda m: [], "expected a JSON object, got list"),
+        (_manifest_edit(lambda m: m.pop("tag")), "tag is None"),
+        (_manifest_edit(lambda m: m.update(tag=7)), "tag is 7"),
+        (_manifest_edit(lambda m: m.update(files=["booster.txt"])), "files is ['booster.txt']"),
+        (_manifest_edit(lambda m: m.update(files={})), "files is {}"),
+        (_manifest_edit(lambda m: m["files"].update({"booster.txt": "abc"})), "files['booster.txt'] is 'abc'"),
+        (_manifest_edit(lambda m: m["files"]["booster.txt"].pop("bytes")), "files['booster.txt'] is {'sha256'"),
+        (_manifest_edit(lambda m: m["files"]["booster.txt"].update(bytes="12")), "files['booster.txt'].bytes is '12'"),
+        (_manifest_edit(lambda m: m["files"]["booster.txt"].update(sha256=None)), "files['booster.txt'].sha256 is None"),
+        (_manifest_edit(lambda m: m["files"].update({"../escape": m["files"]["booster.txt"]})), "file name '../escape'"),
+        (_manifest_edit(lambda m: m["files"].update({"/etc/cron.d/x": m["files"]["booster.txt"]})), "file name '/etc/cron.d/x'"),
+        (_manifest_edit(lambda m: m["files"].pop("model.yaml")), "it lists no model.yaml"),
+    ],
+)
+def test_a_malformed_manifest_is_refused_naming_what_is_wrong(repushed, tmp_path, edit, needle):
+    bucket, prefix = _objects(repushed)
+    s3 = boto3.client("s3")
+    manifest = json.loads(s3.get_object(Bucket=bucket, Key=f"{prefix}/manifest.json")["Body"].read())
+    s3.put_object(Bucket=bucket, Key=f"{prefix}/manifest.json", Body=json.dumps(edit(manifest)).encode())
+    with pytest.raises(RemoteError) as err:
+        pull(repushed, dest=tmp_path / "model", log=lambda *_: None)
+    assert "manifest.json is not a klarna-pd-model-manifest/1 manifest" in str(err.value)
+    assert needle in str(err.value)
+    assert not (tmp_path / "model").exists()
+
+
+def test_a_manifest_whose_tag_is_not_the_models_is_refused(repushed, small_trained, tmp_path, s3_endpoint):
+    """pull printed the manifest's tag but installed the model under the one in its model.yaml."""
+    bucket, prefix = _objects(repushed)
+    s3 = boto3.client("s3")
+    manifest = json.loads(s3.get_object(Bucket=bucket, Key=f"{prefix}/manifest.json")["Body"].read())
+    manifest["tag"] = "klarna-pd:someotherversion"
+    s3.put_object(Bucket=bucket, Key=f"{prefix}/manifest.json", Body=json.dumps(manifest).encode())
+    with pytest.raises(RemoteError, match=f"says klarna-pd:someotherversion but the model's model.yaml says {small_trained.model_tag}"):
+        pull(repushed, dest=tmp_path / "model", log=lambda *_: None)
+    home = tmp_path / "bentoml"
+    env = {**os.environ, **s3_endpoint[1], "BENTOML_HOME": str(home)}
+    proc = subprocess.run([sys.executable, "-m", "klarna_pd.store", "pull", repushed], cwd=ROOT, env=env,
+                          capture_output=True, text=True)
+    assert proc.returncode == 1 and "someotherversion" in proc.stderr and proc.stdout == ""
+    assert not (home / "models").exists() or not any((home / "models").rglob("model.yaml"))

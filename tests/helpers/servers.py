@@ -21,13 +21,14 @@ def free_port() -> int:
 
 
 def server_home(session_home: Path) -> Path:
-    """A BentoML home of its own for one server, sharing the session's model store and Bentos.
+    """A BentoML home of its own for one server, sharing the session's model store, Bentos and keys.
 
     Every `bentoml serve` empties $BENTOML_HOME/prometheus_multiproc_dir when it starts, so two
     servers on one home wipe each other's /metrics (seen: the session server lost its klarna_pd
     metrics when another test started a server)."""
     home = Path(tempfile.mkdtemp(prefix="serve-home-", dir=session_home))
-    for shared in ("models", "bentos"):
+    # klarna-pd-keys: the development key pair the session's models are signed with.
+    for shared in ("models", "bentos", "klarna-pd-keys"):
         (session_home / shared).mkdir(exist_ok=True)
         (home / shared).symlink_to(session_home / shared, target_is_directory=True)
     return home
@@ -43,8 +44,10 @@ def start_server(target: str, *, env: dict[str, str] | None = None, cwd: Path = 
     proc = subprocess.Popen(
         [sys.executable, "-m", "bentoml", "serve", target, "--port", str(port), "--host", "127.0.0.1"],
         cwd=cwd,
+        # Configured as `make serve`, the image and the chart run it (BentoML's tracing config).
         # One worker unless a test asks for more (the default follows the machine's CPUs).
-        env={**os.environ, "BENTOML_HOME": str(server_home(session_home)), "KLARNA_PD_WORKERS": "1", **(env or {})},
+        env={**os.environ, "BENTOML_HOME": str(server_home(session_home)),
+             "BENTOML_CONFIG": str(ROOT / "bentoml_config.yaml"), "KLARNA_PD_WORKERS": "1", **(env or {})},
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,

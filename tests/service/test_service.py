@@ -5,13 +5,13 @@ import shutil
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
-import numpy as np
 import pytest
 
 from klarna_pd.client import PDClient, PDClientError
 from klarna_pd.data.batch import Batch
 from klarna_pd.data.files import read_dataset
 
+from ..helpers.models import certain_default_booster, edit_record, signed_copy
 from ..helpers.records import records_of
 from ..helpers.servers import start_server, stop_server, wait_ready
 
@@ -67,15 +67,15 @@ def test_legacy_endpoint_contract(server, small_model, sample_records):
 @pytest.mark.parametrize(
     "path, body, headers, status, needle",
     [
-        ("/predict", b'{"applicants": [{"age": "abc"}]}', JSON, 422, "applicants[0].age: expected a finite number from 18 to 120 or null, got 'abc'"),
+        ("/predict", b'{"applicants": [{"age": "abc"}]}', JSON, 422, "applicants[0].age: expected a finite number from 18 to 120 or null, got \"abc\""),
         ("/predict", b'{"applicants": [{"agee": 1}]}', JSON, 422, "unknown field 'agee'"),
         ("/predict", b'{"applicants": []}', JSON, 422, "expected at least one applicant"),
         ("/predict", b'{"applicants": [{"age": NaN}]}', JSON, 400, "NaN is not a JSON value"),
         ("/predict", b'{"applicants": [{"age": 1e309}]}', JSON, 422, "got inf"),
         ("/predict", b'{"applicants": [', JSON, 400, "malformed JSON"),
         ("/predict", b'{"applicants": [{}]}', {"content-type": "text/plain"}, 415, "expected Content-Type application/json or application/vnd.apache.arrow.stream, got 'text/plain'"),
-        ("/estimate-default-probability", b'{"age": "abc"}', JSON, 422, "age: expected a finite number from 18 to 120 or null, got 'abc'"),
-        ("/estimate-default-probability", b'{"has_paid": "maybe"}', JSON, 422, "has_paid: expected true or false or null, got 'maybe'"),
+        ("/estimate-default-probability", b'{"age": "abc"}', JSON, 422, "age: expected a finite number from 18 to 120 or null, got \"abc\""),
+        ("/estimate-default-probability", b'{"has_paid": "maybe"}', JSON, 422, "has_paid: expected true or false or null, got \"maybe\""),
         ("/estimate-default-probability", b"[]", JSON, 422, "expected one applicant as a JSON object, got []"),
         ("/estimate-default-probability", b"", JSON, 400, "empty request body"),
         ("/estimate-default-probability", b'{"age": 30}', {"content-type": "application/x-www-form-urlencoded"}, 415, "expected Content-Type application/json"),
@@ -146,7 +146,7 @@ def test_python_client(server, small_model, sample_records):
         assert client.metadata()["model_tag"]
         with pytest.raises(PDClientError) as err:
             client.predict([{"age": "old"}])
-        assert err.value.status == 422 and "got 'old'" in err.value.message
+        assert err.value.status == 422 and "got \"old\"" in err.value.message
 
 
 # -- servers with other settings ----------------------------------------------------------------
@@ -239,5 +239,31 @@ def test_a_model_missing_a_file_is_never_served(gutted_tag):
         assert post(url, "/estimate-default-probability", {}).status_code == 503
         log = open(proc.log_path).read()
         assert "model refused, not serving:" in log and "encoder.json" in log
+    finally:
+        stop_server(proc)
+
+
+@pytest.mark.parametrize(
+    "damage, needle",
+    [
+        # Every applicant's PD near 1, with the digests in model.yaml recomputed to match.
+        (certain_default_booster, "booster.txt does not match its recorded sha256 in the signed manifest"),
+        # A changed kind in model.yaml's spec: the request types of /predict (it gave 500s).
+        (lambda path: edit_record(path, lambda info: info["metadata"]["spec"]["features"][5].update(kind="numeric")),
+         "model.yaml's spec differs from the signed one"),
+        (lambda path: (path / "signature.json").unlink(), "is not signed"),
+    ],
+    ids=["rewritten-booster", "changed-kind", "unsigned"],
+)
+def test_a_model_that_fails_its_signature_is_never_served(small_trained, bentoml_home, damage, needle):
+    tag, path = signed_copy(small_trained.model_tag, bentoml_home, "klarna-pd-resigned")
+    damage(path)
+    proc, url = start_server("service:KlarnaPD", env={"KLARNA_PD_MODEL_TAG": tag})
+    try:
+        assert httpx.get(f"{url}/readyz").status_code == 503
+        resp = post(url, "/predict", {"applicants": [{}]})
+        assert resp.status_code == 503 and needle in resp.json()["message"]
+        assert post(url, "/estimate-default-probability", {}).status_code == 503
+        assert "model refused, not serving:" in open(proc.log_path).read()
     finally:
         stop_server(proc)

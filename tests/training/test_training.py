@@ -82,8 +82,9 @@ def test_report(trained):
         assert section in md
     assert len(md.splitlines()) < 60  # one printed page
     html = (trained.out / "report.html").read_text()
-    assert html.count("<svg") == 4
-    for title in ("ROC curve", "Reliability", "PD by outcome", "Feature importance"):
+    assert html.count("<svg") == 6
+    for title in ("ROC curve", "Reliability", "Master scale", "PD by outcome", "PD of scored and labelled rows",
+                  "Feature importance"):
         assert title in html
 
 

@@ -54,3 +54,52 @@ def test_bad_input():
         metrics.auc(np.array([0, 2]), np.array([0.1, 0.2]))
     with pytest.raises(ValueError, match="equal length"):
         metrics.brier(np.array([0, 1]), np.array([0.1]))
+
+
+def _scores(seed: int, n: int, rate: float):
+    rng = np.random.default_rng(seed)
+    y = (rng.random(n) < rate).astype(float)
+    p = rng.normal(loc=1.2 * y, scale=1.0)
+    return y, p
+
+
+@pytest.mark.parametrize("seed, n, rate", [(0, 3_000, 0.1), (1, 5_000, 0.02), (2, 1_000, 0.4)])
+def test_delong_standard_error_matches_the_bootstrap(seed, n, rate):
+    y, p = _scores(seed, n, rate)
+    ci = metrics.auc_delong(y, p)
+    assert ci["auc"] == pytest.approx(skm.roc_auc_score(y, p))
+    rng = np.random.default_rng(100 + seed)
+    boot = []
+    for _ in range(400):
+        i = rng.integers(0, n, n)
+        if 0 < y[i].sum() < n:
+            boot.append(skm.roc_auc_score(y[i], p[i]))
+    assert ci["se"] == pytest.approx(np.std(boot, ddof=1), rel=0.15)
+    assert ci["low"] < ci["auc"] < ci["high"]
+    assert ci["high"] - ci["low"] == pytest.approx(2 * 1.959964 * ci["se"], rel=1e-4)
+
+
+def test_delong_with_ties_and_hand_worked_auc():
+    # Tied scores count one half, as in the AUC itself.
+    y = np.array([0, 0, 1, 1, 0, 1], dtype=float)
+    p = np.array([0.2, 0.5, 0.5, 0.9, 0.1, 0.3])
+    assert metrics.auc_delong(y, p)["auc"] == pytest.approx(skm.roc_auc_score(y, p))
+    with pytest.raises(ValueError, match="at least 2 rows of each outcome, got 1 defaults"):
+        metrics.auc_delong(np.array([0, 0, 1.0]), np.array([0.1, 0.2, 0.3]))
+
+
+def test_hosmer_lemeshow_hand_worked():
+    # Two groups of 10: PDs 0.1 (1 default observed) and 0.5 (8 observed). Expected 1 and 5.
+    p = np.repeat([0.1, 0.5], 10)
+    y = np.array([1] + [0] * 9 + [1] * 8 + [0] * 2, dtype=float)
+    hl = metrics.hosmer_lemeshow(y, p, groups=2)
+    assert hl["statistic"] == pytest.approx(0.0 + (8 - 5) ** 2 / (5 * 0.5))
+    assert hl["df"] == 0 and hl["groups"] == 2
+
+
+def test_hosmer_lemeshow_separates_calibrated_from_not():
+    rng = np.random.default_rng(3)
+    p = rng.uniform(0.01, 0.3, 50_000)
+    y = (rng.random(50_000) < p).astype(float)
+    assert metrics.hosmer_lemeshow(y, p)["p_value"] > 0.01
+    assert metrics.hosmer_lemeshow(y, 0.8 * p)["p_value"] < 1e-6
