@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import boto3
 import httpx
@@ -43,6 +44,14 @@ def image(small_trained, bentoml_home):
         yield name
     finally:
         remove_image(name)
+
+
+@pytest.fixture(scope="session")
+def verify_key(small_trained) -> Path:
+    """The public key the session's models are signed with (training's development key pair)."""
+    from klarna_pd.store.signing import PUBLIC_KEY_FILE, dev_key_dir
+
+    return dev_key_dir() / PUBLIC_KEY_FILE
 
 
 @pytest.fixture()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -95,10 +96,15 @@ def remove_image(image: str) -> None:
     podman("image", "rm", "--force", image, check=False)
 
 
-def chart_deployment(values: dict | None, image: str) -> dict:
-    """The Deployment as `helm install klarna-pd -n risk` renders it (the real Helm library), with
-    the locally built image in every container and a name of its own (pods on one host share a
-    namespace of names)."""
+def chart_deployment(values: dict | None, image: str, *, verify_key: Path) -> dict:
+    """The Deployment as `helm install klarna-pd -n risk` renders it (the real Helm library), changed
+    for podman on one shared host: the locally built image in every container, a name of its own
+    (podman keeps pods machine-wide), and what podman 4.3 gets wrong (comments below).
+
+    Args:
+        verify_key: the public key models are checked with, which the chart mounts from the Secret
+            ``modelSigning.existingSecret`` (README, deploy step 6).
+    """
     import helm_python as helm
 
     out = helm.Chart.load(CHART).render(values, name="klarna-pd", namespace="risk", is_install=True)
@@ -114,6 +120,22 @@ def chart_deployment(values: dict | None, image: str) -> dict:
         # everything on the machine); a kubelet publishes none. Bind a free loopback port instead.
         for port in container.get("ports", []):
             port["hostIP"], port["hostPort"] = "127.0.0.1", free_port()
+    for volume in pod.get("volumes", []):
+        source = volume.get("secret")
+        if source is None:
+            continue
+        if volume["name"] != "model-verify-key":
+            raise PodmanError(f"no test data for the Secret of volume {volume['name']!r}")
+        # podman 4.3 writes a Secret's data into the volume still base64-encoded
+        # (containers/podman#16625, fixed in 4.4): the same files from a directory instead, at the
+        # chart's mount path, read-only as the chart mounts them.
+        keys = Path(tempfile.mkdtemp(prefix="verify-key-"))
+        keys.chmod(0o755)
+        for item in source["items"]:
+            (keys / item["path"]).write_bytes(Path(verify_key).read_bytes())
+            (keys / item["path"]).chmod(0o444)
+        del volume["secret"]
+        volume["hostPath"] = {"path": str(keys), "type": "Directory"}
     return deployment
 
 
@@ -237,3 +259,6 @@ class Pod:
     def remove(self) -> None:
         if self.id is not None:
             podman("pod", "rm", "--force", "--time", "0", self.id, check=False)
+        for volume in self.deployment["spec"]["template"]["spec"].get("volumes", []):
+            if volume["name"] == "model-verify-key":
+                shutil.rmtree(volume["hostPath"]["path"], ignore_errors=True)

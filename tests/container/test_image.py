@@ -39,8 +39,9 @@ def test_it_holds_the_servers_requirements_not_trainings(image):
 
 
 def test_size(image):
-    """requirements-serve.txt on the stand-in base: ~760 MB, of which pyarrow ~170 MB (the
-    compilers of BentoML's default template, ~400 MB, and training's packages are gone)."""
+    """requirements-serve.txt on the stand-in base: 778 MB, of which pyarrow (Arrow bodies) is
+    ~180 MB; with every requirement 895 MB, with BentoML's default template's compilers 1.5 GB
+    (benchmarks/results/image.md)."""
     size = image_size(image)
     print(f"image {size / 1e6:.0f} MB")
-    assert size < 800_000_000
+    assert size < 850_000_000

@@ -16,9 +16,9 @@ pytestmark = [pytest.mark.container, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def default_pod(image):
+def default_pod(image, verify_key):
     """The pod of `helm install klarna-pd` with the chart's default values: the model built into the image."""
-    pod = Pod(chart_deployment(None, image)).play()
+    pod = Pod(chart_deployment(None, image, verify_key=verify_key)).play()
     try:
         pod.ready_after = pod.wait_ready()
         yield pod
@@ -124,11 +124,11 @@ print(json.dumps(results), flush=True)
 """
 
 
-def test_sigterm_drains_the_requests_in_flight(image, pods):
+def test_sigterm_drains_the_requests_in_flight(image, verify_key, pods):
     """SIGTERM to the server container's main process, as the kubelet sends it after preStop.
     The ci/large-values variant: batching off and 40,000-applicant requests (no 503 shedding)."""
     values = yaml.safe_load((CHART / "ci" / "large-values-values.yaml").read_text())
-    pod = pods(chart_deployment(values, image))
+    pod = pods(chart_deployment(values, image, verify_key=verify_key))
     pod.wait_ready()
     in_flight, size = 6, 40_000
     client = f"{pod.container(SERVER)}-client"

@@ -3,6 +3,7 @@
 
 import json
 import time
+from pathlib import Path
 
 import boto3
 import httpx
@@ -10,12 +11,13 @@ import pytest
 
 from klarna_pd.store.s3 import push
 
-from .podman import INIT, SERVER, free_port, chart_deployment
+from .podman import INIT, SERVER, chart_deployment, free_port
 
 pytestmark = [pytest.mark.container, pytest.mark.slow]
 
 
-def _s3_deployment(image: str, uri: str, s3_env: dict[str, str], port: int, *, restart: str = "OnFailure") -> dict:
+def _s3_deployment(image: str, verify_key: Path, uri: str, s3_env: dict[str, str], port: int, *,
+                   restart: str = "OnFailure") -> dict:
     """The Deployment of `helm install ... --set model.uri=<uri>`, on the host's network so that the
     init container reaches moto's server on the host's loopback, given the S3 endpoint that the
     real S3 and IRSA provide on EKS.
@@ -24,7 +26,7 @@ def _s3_deployment(image: str, uri: str, s3_env: dict[str, str], port: int, *, r
     restarts one that finished, so the pod never starts (containers/podman#16343, fixed in 4.6 by
     #18481). OnFailure is what a kubelet does with init containers: retried when they fail, never
     after success."""
-    deployment = chart_deployment({"model": {"uri": uri}}, image)
+    deployment = chart_deployment({"model": {"uri": uri}}, image, verify_key=verify_key)
     pod = deployment["spec"]["template"]["spec"]
     pod["hostNetwork"] = True
     pod["restartPolicy"] = restart
@@ -46,10 +48,10 @@ def pushed(s3, small_trained, monkeypatch):
     return push(small_trained.model_tag, f"s3://models/run-{time.monotonic_ns()}", log=lambda *_: None)
 
 
-def test_the_init_container_pulls_the_model_and_the_server_serves_it(image, pods, s3, pushed, small_trained, small_model,
-                                                                     applicants):
+def test_the_init_container_pulls_the_model_and_the_server_serves_it(image, verify_key, pods, s3, pushed, small_trained,
+                                                                     small_model, applicants):
     port = free_port()
-    pod = pods(_s3_deployment(image, pushed, s3[1], port), port=port)
+    pod = pods(_s3_deployment(image, verify_key, pushed, s3[1], port), port=port)
     ready_after = pod.wait_ready()  # after the init container succeeded: podman then removes it
     status, body = pod.http("POST", "/predict", {"applicants": applicants})
     assert status == 200, body
@@ -59,12 +61,12 @@ def test_the_init_container_pulls_the_model_and_the_server_serves_it(image, pods
     print(f"pulled from S3 and ready {ready_after:.1f} s after kube play")
 
 
-def test_a_tampered_model_is_refused_and_never_served(image, pods, s3, pushed):
+def test_a_tampered_model_is_refused_and_never_served(image, verify_key, pods, s3, pushed):
     bucket, _, prefix = pushed.removeprefix("s3://").partition("/")
     boto3.client("s3").put_object(Bucket=bucket, Key=f"{prefix}/booster.txt", Body=b"tree\nshrinkage=5\n")
     port = free_port()
     # One attempt (Never): a kubelet would retry the init container, and the server would wait all the same.
-    pod = pods(_s3_deployment(image, pushed, s3[1], port, restart="Never"), port=port, check=False)
+    pod = pods(_s3_deployment(image, verify_key, pushed, s3[1], port, restart="Never"), port=port, check=False)
     assert pod.failure and "init container" in pod.failure and "exited with code 1" in pod.failure, pod.failure
     init = pod.state(INIT)
     assert init["status"] == "exited" and init["exit_code"] == 1, init

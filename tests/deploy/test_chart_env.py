@@ -25,6 +25,9 @@ SET_ELSEWHERE = {
     "model_dir": "model.uri: the init container's destination",
     "api_keys": "apiKeys.existingSecret: a Secret",
     "model_tag": "the model built into the image (KLARNA_PD_MODEL_TAG at bentoml build)",
+    "verify_key": "modelSigning.existingSecret: the public key, mounted from a Secret",
+    "allow_unsigned": "modelSigning.allowUnsigned",
+    "signing_key": "training and push only: no pod signs models",
 }
 
 
