@@ -92,7 +92,9 @@ def build(variant: str, model_tag: str) -> tuple[str, float]:
 
 def cold_start(image: str) -> float | str:
     """Seconds from `kube play` to ready, or why the pod did not get ready."""
-    pod = Pod(chart_deployment(None, image))
+    from klarna_pd.store.signing import PUBLIC_KEY_FILE, dev_key_dir
+
+    pod = Pod(chart_deployment(None, image, verify_key=dev_key_dir() / PUBLIC_KEY_FILE))
     try:
         pod.play()
         return pod.wait_ready(timeout=180)

@@ -39,9 +39,9 @@ def test_it_holds_the_servers_requirements_not_trainings(image):
 
 
 def test_size(image):
-    """requirements-serve.txt on the stand-in base: 778 MB, of which pyarrow (Arrow bodies) is
-    ~180 MB; with every requirement 895 MB, with BentoML's default template's compilers 1.5 GB
+    """requirements-serve.txt on the stand-in base: 747 MB, of which pyarrow (Arrow bodies) is
+    176 MB; with every requirement 880 MB, with BentoML's default template's compilers 1,517 MB
     (benchmarks/results/image.md)."""
     size = image_size(image)
     print(f"image {size / 1e6:.0f} MB")
-    assert size < 850_000_000
+    assert size < 800_000_000

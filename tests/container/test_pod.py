@@ -126,11 +126,12 @@ print(json.dumps(results), flush=True)
 
 def test_sigterm_drains_the_requests_in_flight(image, verify_key, pods):
     """SIGTERM to the server container's main process, as the kubelet sends it after preStop.
-    The ci/large-values variant: batching off and 40,000-applicant requests (no 503 shedding)."""
+    The ci/large-values variant: batching off and room for 80,000-applicant requests (no 503 shedding)."""
     values = yaml.safe_load((CHART / "ci" / "large-values-values.yaml").read_text())
     pod = pods(chart_deployment(values, image, verify_key=verify_key))
     pod.wait_ready()
-    in_flight, size = 6, 40_000
+    # Large enough that most are still being scored when the signal comes (one CPU, two workers).
+    in_flight, size = 8, 80_000
     client = f"{pod.container(SERVER)}-client"
     podman("run", "-d", "--pod", pod.id, "--name", client, image, "python", "-c", _CLIENT, str(in_flight), str(size))
     deadline = time.monotonic() + 120
