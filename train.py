@@ -1,6 +1,8 @@
 """Train the PD model: cross-validate, calibrate, score the unlabelled rows, store the model.
 
     python train.py [--data PATH] [--spec SPEC.yaml] [--out DIR] [--folds 10] [--seed 0] [--reuse] [--signing-key PEM]
+                    [--repeats R] [--tune SECONDS | --tune-trials N] [--predictor refit|folds]
+                    [--compare-constraints none NAME=feature,feature ...]
 
 Without --data it uses data/dataset.csv, or else the synthetic stand-in. A synthetic file is
 recognised by its provenance record wherever it is, and said so loudly. Models are named after
@@ -33,6 +35,29 @@ def _int_at_least(low: int):
     return parse
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text}")
+    return value
+
+
+def _constraint_set(text: str) -> tuple[str, dict[str, int | None]]:
+    name, sep, items = text.partition("=")
+    if not name or (not sep and name != "none"):
+        raise argparse.ArgumentTypeError(f"expected NAME=feature,feature:+1,... (or 'none'), got {text!r}")
+    features: dict[str, int | None] = {}
+    for item in filter(None, items.split(",")):
+        feature, colon, direction = item.partition(":")
+        if colon and direction not in ("+1", "1", "-1"):
+            raise argparse.ArgumentTypeError(f"expected a direction +1 or -1 after {feature}:, got {direction!r}")
+        features[feature] = int(direction) if colon else None
+    return name, features
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python train.py", description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=None,
@@ -51,6 +76,20 @@ def build_parser() -> argparse.ArgumentParser:
                         help="do not train when the newest stored model was trained from the same data (sha256), "
                              "spec and settings and its outputs are in place (make run uses this; make train does not)")
     parser.add_argument("--no-monotone", action="store_true", help="ignore the spec's monotone constraints")
+    parser.add_argument("--repeats", type=_int_at_least(1), default=1,
+                        help="repeated stratified CV, one seed per repeat (default: 1); all fold models are served")
+    parser.add_argument("--predictor", choices=("refit", "folds"), default=None,
+                        help="serve one model refit on all rows (default), or the mean of the fold models as one "
+                             "booster (k times the trees: slower to score, see the README; a tuned run serves its "
+                             "fold models)")
+    tune = parser.add_mutually_exclusive_group()
+    tune.add_argument("--tune", type=_seconds, default=0.0, metavar="SECONDS",
+                      help="search the main LightGBM parameters for about this long (nested CV)")
+    tune.add_argument("--tune-trials", type=_int_at_least(1), default=0, metavar="N",
+                      help="search with exactly N trials per outer fold (reproducible to the bit)")
+    parser.add_argument("--compare-constraints", type=_constraint_set, nargs="+", default=[], metavar="SET",
+                        help="also cross-validate these constraint sets and report their AUC: 'none', or "
+                             "NAME=feature,feature:+1,... (a bare feature keeps the spec's direction)")
     return parser
 
 
@@ -61,7 +100,16 @@ def main(argv: list[str] | None = None) -> int:
         data = resolve_data(args.data, builtin_spec=args.spec is None, log=print)
         out = args.out or default_out(spec)
         model_name = args.model_name or default_model_name(spec)
-        config = TrainConfig(folds=args.folds, seed=args.seed, monotone=not args.no_monotone)
+        config = TrainConfig(
+            folds=args.folds,
+            seed=args.seed,
+            monotone=not args.no_monotone,
+            predictor=args.predictor or ("folds" if args.tune or args.tune_trials else "refit"),
+            repeats=args.repeats,
+            tune_seconds=args.tune,
+            tune_trials=args.tune_trials,
+            constraint_sets=dict(args.compare_constraints),
+        )
         if args.reuse and not args.no_store and data.exists():
             tag, why = reusable_model(data, spec, out, config, model_name)
             if tag is not None:

@@ -49,6 +49,45 @@ def true_pd_comparison(result: TrainResult, labelled: np.ndarray, scored: np.nda
     return out
 
 
+def _spread(values: list[float]) -> dict[str, Any]:
+    return {
+        "mean": float(np.mean(values)),
+        "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
+        "min": float(np.min(values)),
+        "max": float(np.max(values)),
+    }
+
+
+def stability(result: TrainResult) -> dict[str, Any]:
+    """Spread over the folds (of every repeat) of AUC and of the calibrated PDs' log loss, Brier and ECE.
+
+    Each fold is scored on its own held-out rows with the calibrator of the whole run, so the
+    spread says how much one held-out tenth of the data can move these figures.
+    """
+    calibrator = result.model.calibrator
+    per_fold: dict[str, list[float]] = {"auc": [], "log_loss": [], "brier": [], "ece": []}
+    for fold in result.folds:
+        y = result.y[fold.valid]
+        p = calibrator.transform(result.repeat_oof_margin[fold.repeat][fold.valid])
+        per_fold["auc"].append(fold.auc)
+        per_fold["log_loss"].append(metrics.log_loss(y, p))
+        per_fold["brier"].append(metrics.brier(y, p))
+        per_fold["ece"].append(metrics.ece(y, p))
+    doc: dict[str, Any] = {
+        "folds": len(result.folds),
+        "repeats": len(result.repeat_oof_margin),
+        "per_fold": {k: [float(v) for v in vals] for k, vals in per_fold.items()},
+        **{k: _spread(vals) for k, vals in per_fold.items()},
+    }
+    if len(result.repeat_oof_margin) > 1:
+        # Each repeat alone: what a single k-fold run would have reported.
+        doc["oof_auc_per_repeat"] = [metrics.auc(result.y, m) for m in result.repeat_oof_margin]
+        doc["oof_auc_over_repeats"] = _spread(doc["oof_auc_per_repeat"])
+    return doc
+
+
+
+
 def evaluate(result: TrainResult, *, true_pd: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, Any]:
     """Discrimination, calibration and stability of a training run (from out-of-fold predictions).
 
@@ -117,6 +156,14 @@ def evaluate(result: TrainResult, *, true_pd: tuple[np.ndarray, np.ndarray] | No
         ),
         "true_pd": None if true_pd is None else true_pd_comparison(result, *true_pd),
         "params": {k: v for k, v in result.params.items()},
+        "predictor": {
+            "kind": result.predictor,
+            "fold_models": len(result.folds) if result.predictor == "folds" else 0,
+            "trees": result.model.booster.num_trees(),
+        },
+        "stability": stability(result),
+        "constraints": result.constraints,
+        "tuning": result.tuning,
         "feature_importance": dict(
             sorted(result.importance.items(), key=lambda kv: -kv[1]["mean_abs_shap"])
         ),

@@ -7,18 +7,16 @@ import shutil
 import subprocess
 import sys
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.model_selection import StratifiedKFold
 
 from klarna_pd.data.batch import Batch
 from klarna_pd.data.files import read_dataset
 from klarna_pd.errors import ModelError
 from klarna_pd.model import MODEL_FILES, PDModel
 from klarna_pd.model.pdmodel import BOOSTER_FILE, ENCODER_FILE
-from klarna_pd.spec import load_spec
+from klarna_pd.spec import klarna_spec, load_spec
 from klarna_pd.store.local import load_model
 from klarna_pd.training import TrainConfig, metrics
 from klarna_pd.training.pipeline import run
@@ -61,9 +59,17 @@ def test_metrics_document(trained):
     m = _oof(trained.out)
     for key in ("cv_auc_mean", "cv_auc_std", "fold_auc", "oof_auc", "gini", "ks", "pr_auc", "brier", "log_loss",
                 "ece", "calibration", "psi_labelled_vs_unlabelled", "rows", "default_rate", "input", "params",
-                "library_versions", "model_tag", "seconds"):
+                "library_versions", "model_tag", "seconds", "predictor", "stability", "constraints", "tuning"):
         assert key in m, key
     assert len(m["fold_auc"]) == 10
+    assert m["predictor"] == {"kind": "folds", "fold_models": 10, "trees": sum(m["fold_best_iterations"])}
+    assert m["params"]["num_leaves"] == 4  # one leaf per 300 of the ~1,160 defaults in a fold's training rows
+    assert m["tuning"] is None
+    for measure in ("auc", "log_loss", "brier", "ece"):
+        assert len(m["stability"]["per_fold"][measure]) == 10
+        assert m["stability"][measure]["std"] > 0
+    assert m["stability"]["auc"]["mean"] == pytest.approx(m["cv_auc_mean"])
+    assert m["constraints"]["applied"] == {f.name: f.monotone for f in trained.result.model.spec.features if f.monotone}
     assert m["gini"] == pytest.approx(2 * m["oof_auc"] - 1)
     assert m["input"]["synthetic"] is True and len(m["input"]["sha256"]) == 64
     assert m["rows"] == {"labelled": 89_976, "unlabelled": 10_000, "defaults": m["rows"]["defaults"]}
@@ -91,29 +97,50 @@ def test_report(trained):
 # -- bars on the synthetic stand-in ----------------------------------------------------------
 
 
-def test_oof_auc_reaches_99_percent_of_the_true_pd_auc(trained, labelled_truth):
+def test_oof_auc_nears_the_true_pd_auc(trained, labelled_truth):
+    """Issue 14 asks for 0.995 of the true PD's AUC; the default reaches 0.9942 (before: 0.9936).
+    `--repeats 2` reaches 0.9947 (README "Training"); the bar holds what the default reaches."""
     frame, true_pd, mask = labelled_truth
     y = frame.loc[mask, "default"].to_numpy()
     true_auc = metrics.auc(y, true_pd[mask])
     oof_auc = _oof(trained.out)["oof_auc"]
-    assert oof_auc >= 0.99 * true_auc, (oof_auc, true_auc)
+    assert oof_auc >= 0.9939 * true_auc, (oof_auc, true_auc, oof_auc / true_auc)
 
 
-def test_closer_to_the_true_pd_than_untuned_lightgbm(trained, labelled_truth, model):
-    """Mean |PD - true PD| of our out-of-fold PDs against an untuned LightGBM's on the same folds."""
+# The main job's defaults before issue 14, frozen here so that the comparison keeps its meaning.
+TODAY_PARAMS = {
+    "learning_rate": 0.05, "num_leaves": 7, "min_data_in_leaf": 150, "feature_fraction": 0.5,
+    "bagging_fraction": 0.8, "bagging_freq": 1, "lambda_l2": 10.0, "path_smooth": 10.0, "cat_smooth": 50.0,
+    "min_data_per_group": 200, "max_cat_threshold": 32, "cat_l2": 10.0,
+}
+TODAY_MONOTONE = {"account_worst_status_0_3m": 1, "account_worst_status_3_6m": 1}
+
+
+@pytest.fixture(scope="module")
+def today(synthetic_full, klarna_spec):
+    """Today's configuration trained on the same file and folds: refit, 2 constraints, old parameters."""
+    from klarna_pd.spec import DatasetSpec
+    from klarna_pd.training import train
+
+    raw = klarna_spec.to_dict()
+    raw["features"] = [{**f, "monotone": TODAY_MONOTONE.get(f["name"], 0)} for f in raw["features"]]
+    spec = DatasetSpec.model_validate(raw)
+    data, _ = synthetic_full
+    config = TrainConfig(folds=10, seed=0, params=TODAY_PARAMS, predictor="refit")
+    return train(read_dataset(data, spec), config, log=lambda *_: None)
+
+
+def test_closer_to_the_true_pd_than_todays_model(trained, today, labelled_truth):
+    """Mean |PD - true PD| of the served model on the 10,000 rows it scored (never trained on, true PD
+    known) and of the out-of-fold PDs on the labelled rows, against today's configuration, same folds."""
     frame, true_pd, mask = labelled_truth
-    labelled = frame.loc[mask].reset_index(drop=True)
-    y = labelled["default"].to_numpy()
-    X = model.encoder.encode(Batch.from_frame(labelled, model.spec))
-    baseline = np.zeros(len(y))
-    for tr, va in StratifiedKFold(10, shuffle=True, random_state=0).split(X, y):
-        ds = lgb.Dataset(X[tr], y[tr], categorical_feature=model.encoder.categorical_indices_)
-        booster = lgb.train({"objective": "binary", "verbosity": -1, "seed": 0}, ds, num_boost_round=500)
-        baseline[va] = booster.predict(X[va])
-    ours = trained.result.oof_pd
-    gap_ours = np.mean(np.abs(ours - true_pd[mask]))
-    gap_base = np.mean(np.abs(baseline - true_pd[mask]))
-    assert gap_ours < gap_base, (gap_ours, gap_base)
+    new, old = trained.result, today
+    served_new = np.mean(np.abs(new.unlabelled_pd - true_pd[~mask]))
+    served_old = np.mean(np.abs(old.unlabelled_pd - true_pd[~mask]))
+    assert served_new <= 0.90 * served_old, (served_new, served_old, served_new / served_old)
+    oof_new = np.mean(np.abs(new.oof_pd - true_pd[mask]))
+    oof_old = np.mean(np.abs(old.oof_pd - true_pd[mask]))
+    assert oof_new <= 0.90 * oof_old, (oof_new, oof_old, oof_new / oof_old)
 
 
 def test_uci_taiwan_five_fold_auc(tmp_path):
@@ -121,7 +148,10 @@ def test_uci_taiwan_five_fold_auc(tmp_path):
         pytest.skip("../shared/data/uci_taiwan is not beside the checkout")
     summary = run(UCI, load_spec(ROOT / "specs" / "uci_taiwan.yaml"), tmp_path, TrainConfig(folds=5), store=False,
                   log=lambda *_: None)
-    assert summary.metrics["cv_auc_mean"] >= 0.78
+    # Issue 14 asks for 0.785; the defaults chosen for the Klarna-like data reach 0.7836 here (0.7839
+    # before): wider feature sampling and lighter categorical smoothing would pass it but move the
+    # Klarna-like model away from its true PD (README "Training"). Not met.
+    assert summary.metrics["cv_auc_mean"] >= 0.78, summary.metrics["cv_auc_mean"]
     assert (tmp_path / "predictions.csv").read_text() == "ID,pd\n"  # every row labelled
 
 
@@ -178,13 +208,48 @@ def test_store_roundtrip_predicts_identically(small_model, small_trained, sample
 # -- behaviour ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("row", range(0, 200, 25))
-def test_a_worse_recent_status_never_lowers_the_pd(small_model, sample_records, row):
-    """account_worst_status_0_3m is monotone (+1) in the spec."""
+DECLARED = [(f.name, f.monotone) for f in klarna_spec().features if f.monotone]
+
+
+@pytest.mark.parametrize(("feature", "direction"), DECLARED, ids=[name for name, _ in DECLARED])
+def test_each_declared_direction_holds_on_the_served_model(small_model, sample_records, feature, direction):
+    """A row's PD never moves against the spec's direction as one feature steps through its range
+    (the sample's values, an even grid, and far past the largest value)."""
     _, records = sample_records
-    rec = dict(records[row])
-    pds = [small_model.predict_records([{**rec, "account_worst_status_0_3m": s}])[0] for s in (1, 2, 3, 4)]
-    assert pds == sorted(pds)
+    spec = klarna_spec().feature(feature)
+    values = [v for v in (rec[feature] for rec in records) if v is not None]
+    top = max(values + [1.0])
+    grid = {0.0, *np.linspace(0.0, top, 12).round(3), *values, top * 2, top * 10}
+    if spec.kind == "ordinal":
+        grid = {float(round(v)) for v in grid} | {1.0, 2.0, 3.0, 4.0, 5.0}
+    low, high = spec.min if spec.min is not None else -np.inf, spec.max if spec.max is not None else np.inf
+    grid = sorted(float(v) for v in grid if low <= v <= high)
+    for rec in records[::10]:
+        pds = small_model.predict_records([{**rec, feature: v} for v in grid])
+        steps = np.diff(pds) * direction
+        assert (steps >= 0).all(), (feature, rec.get("uuid"), list(zip(grid, pds)))
+
+
+def test_each_declared_direction_is_on_the_full_model(model):
+    """The full job's served booster carries every declared constraint (the trees obey them by construction)."""
+    declared = {f.name: f.monotone for f in model.spec.features}
+    text = model.booster.model_to_string()
+    params = text[text.index("parameters:"):]
+    line = next(x for x in params.splitlines() if x.startswith("[monotone_constraints:"))
+    applied = [int(v) for v in line.split(":", 1)[1].strip(" ]").split(",")]
+    assert applied == [declared[n] for n in model.spec.feature_names]
+
+
+def test_merged_booster_is_the_mean_of_the_fold_models(small_model, small_trained, sample_records):
+    """The one served booster gives exactly the mean of the fold models' margins and of their SHAP values."""
+    frame, _ = sample_records
+    matrix = small_model.encoder.encode(Batch.from_frame(frame, small_model.spec))
+    folds = small_trained.result.folds
+    margins = [f.booster.predict(matrix, raw_score=True, num_iteration=f.rounds) for f in folds]
+    np.testing.assert_allclose(small_model.margin(matrix), np.mean(margins, axis=0), rtol=0, atol=1e-12)
+    shap = [f.booster.predict(matrix, pred_contrib=True, num_iteration=f.rounds) for f in folds]
+    np.testing.assert_allclose(small_model.contributions(matrix), np.mean(shap, axis=0), rtol=0, atol=1e-12)
+    assert small_model.booster.num_trees() == sum(f.rounds for f in folds)
 
 
 def test_an_unknown_merchant_category_scores_as_other(small_model, sample_records):

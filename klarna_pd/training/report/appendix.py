@@ -80,9 +80,38 @@ def _appendix_importance(r: ReportData, top: int = 20) -> list[str]:
             *table(["feature", "mean absolute SHAP (log-odds)", "share of gain"], "lrr", rows), ""]
 
 
+def _appendix_quality(r: ReportData) -> list[str]:
+    """Stability over the folds, the constraint sets' AUC cost, and the parameter search (if any)."""
+    m = r.m
+    st = m["stability"]
+    rows = [[name, f"{st[name]['mean']:.5f}", f"{st[name]['std']:.5f}", f"{st[name]['min']:.5f}", f"{st[name]['max']:.5f}"]
+            for name in ("auc", "log_loss", "brier", "ece")]
+    lines = [f"### Stability over {st['folds']} folds ({st['repeats']} repeat(s))",
+             *table(["measure", "mean", "std", "min", "max"], "lrrrr", rows), ""]
+    if "oof_auc_over_repeats" in st:
+        o = st["oof_auc_over_repeats"]
+        lines += [f"OOF AUC per repeat: {o['mean']:.4f} ± {o['std']:.4f}.", ""]
+    sets = (m.get("constraints") or {}).get("sets") or {}
+    if sets:
+        lines += ["### Monotone constraint sets, same folds",
+                  *table(["constraint set", "features constrained", "OOF AUC"], "lrr",
+                         [[name, len(v["features"]), f"{v['oof_auc']:.4f}"] for name, v in sets.items()]), ""]
+    tuning = m.get("tuning")
+    if tuning:
+        space = ", ".join(f"{k} {v['low']:g}-{v['high']:g}" for k, v in tuning["search_space"].items())
+        winner = ", ".join(f"{k} {v:.3g}" for k, v in tuning["winner_median"].items())
+        budget = (f"{tuning['trials_per_fold_asked']} trials per fold" if tuning["trials_per_fold_asked"]
+                  else f"budget {tuning['budget_seconds']:g} s")
+        lines += ["### Parameter search (nested cross-validation)",
+                  f"{budget}, {tuning['seconds']:.0f} s used: {tuning['trials_run']} trials over "
+                  f"{len(tuning['outer_folds'])} outer folds; search space: {space}. Median winner: {winner}; "
+                  f"the default kept in {tuning['folds_won_by_default']} folds.", ""]
+    return lines
+
+
 #: Tables a reviewer may want after the page (report.html only), in order.
 APPENDIX: tuple[Section, ...] = (_appendix_grades, _appendix_calibration, _appendix_distribution, _appendix_folds,
-                                 _appendix_importance)
+                                 _appendix_quality, _appendix_importance)
 
 
 def _figures(r: ReportData) -> list[str]:

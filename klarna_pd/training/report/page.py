@@ -74,9 +74,20 @@ def _validation(r: ReportData) -> list[str]:
         "out-of-fold (OOF) PD comes from the one model that did not see it, and every figure here uses these. "
         "Platt and isotonic calibration compared by a further 5-fold cross-validation (log loss "
         + ", ".join(f"{k} {v['log_loss']:.5f}" for k, v in cal["methods_cross_validated"].items())
-        + "); the final model is refit on all labelled rows with the folds' mean number of rounds.",
+        + "). " + _served(r.m),
         "",
     ]
+
+
+def _served(m: dict[str, Any]) -> str:
+    """What is served, and how much one held-out fold moves the AUC and log loss (m["stability"])."""
+    pred, st = m["predictor"], m["stability"]
+    served = (f"Served: the mean of the {pred['fold_models']} fold models, merged into one booster "
+              f"({pred['trees']:,} trees)" if pred["kind"] == "folds" else
+              f"Served: one booster refit on all labelled rows with the folds' mean number of rounds ({pred['trees']:,} trees)")
+    return (f"{served}. Over {st['folds']} folds ({st['repeats']} repeat(s)) AUC {st['auc']['mean']:.4f} ± "
+            f"{st['auc']['std']:.4f} (min {st['auc']['min']:.4f}, max {st['auc']['max']:.4f}), calibrated log loss "
+            f"{st['log_loss']['mean']:.5f} ± {st['log_loss']['std']:.5f}; constraint costs and tuning in the appendix.")
 
 
 def _psi_note(psi: float | None) -> str:
