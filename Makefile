@@ -15,7 +15,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run train serve test bench clean browser
 
-$(STAMP): requirements.txt requirements-dev.txt requirements-spark.txt requirements-ops.txt pyproject.toml
+$(STAMP): requirements.txt requirements-serve.txt requirements-dev.txt requirements-spark.txt requirements-ops.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt -r requirements-dev.txt -r requirements-spark.txt -r requirements-ops.txt
@@ -42,16 +42,21 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -q && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium; }
 
+# scripts/container-tools.sh: podman for the container tests (apt-get when missing; needs root).
 test: $(STAMP) $(CHECKOV_STAMP) browser
+	scripts/container-tools.sh
 	$(BIN)/python -m pytest
 
-# Benchmarks (not tests): tables printed and written to benchmarks/results/. Needs wrk (apt-get install wrk).
+# Benchmarks (not tests): tables printed and written to benchmarks/results/. Needs wrk (apt-get install wrk);
+# image.py needs podman (scripts/container-tools.sh), cpu_limit.py a cgroup cpu controller (both: root).
 bench: $(STAMP)
 	$(BIN)/python benchmarks/train.py
 	$(BIN)/python benchmarks/serve.py
 	$(BIN)/python benchmarks/hostile.py
 	$(BIN)/python benchmarks/batch.py
 	$(BIN)/python benchmarks/soak.py
+	$(BIN)/python benchmarks/image.py
+	$(BIN)/python benchmarks/cpu_limit.py
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) outputs .pytest_cache

@@ -12,6 +12,8 @@ from typing import Annotated
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from .cpus import available_cpus
+
 MIB = 1024 * 1024
 
 
@@ -74,8 +76,9 @@ class Settings(BaseSettings):
     drift_min_rows: int = Field(default=1_000, ge=1)
     """No PSI is published from fewer rows than this (too noisy)."""
 
-    workers: int = Field(default=1, ge=1)
-    """Server worker processes (each one core's worth of scoring)."""
+    workers: int = Field(default_factory=available_cpus, ge=1)
+    """Server worker processes (each one core's worth of scoring); default: one per CPU the
+    process may use (its affinity and cgroup CPU quota)."""
 
     verify_key: Path | None = None
     """Public key (PEM) that models must be signed with; every load checks it (server start, batch

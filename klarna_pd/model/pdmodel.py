@@ -30,6 +30,7 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 
+from ..cpus import available_cpus
 from ..data.batch import Batch
 from ..data.records import read_records
 from ..errors import ModelError, SpecError
@@ -77,7 +78,7 @@ class PDModel:
 
         Args:
             batch: typed rows, as every reader in :mod:`klarna_pd.data` makes them.
-            num_threads: LightGBM threads (0: its default).
+            num_threads: LightGBM threads (0: one per CPU this process may use).
         """
         return self.predict_matrix(self.encoder.encode(batch), num_threads=num_threads)
 
@@ -90,7 +91,8 @@ class PDModel:
         return self.predict(read_records(records, self.spec))
 
     def margin(self, matrix: np.ndarray, *, num_threads: int = 0) -> np.ndarray:
-        """The booster's raw score (log-odds before calibration) of encoded rows.
+        """The booster's raw score (log-odds before calibration) of encoded rows, with ``num_threads``
+        LightGBM threads (0: one per CPU this process may use, not LightGBM's one per core).
 
         One row goes through LightGBM's single-row C API (:mod:`.single_row`): the same tree walk,
         the same number, without ~15 us of per-call Python around it.
@@ -102,29 +104,30 @@ class PDModel:
                 self._single = single_row.make(self.booster)
             if self._single is not None:
                 return np.array([self._single.margin(matrix[0])])
-        return self.booster.predict(matrix, raw_score=True, num_threads=num_threads)
+        return self.booster.predict(matrix, raw_score=True, num_threads=num_threads or available_cpus())
 
     def predict_matrix(self, matrix: np.ndarray, *, num_threads: int = 0) -> np.ndarray:
         """Calibrated PDs of rows already encoded by :meth:`Encoder.encode` (the second half of :meth:`predict`)."""
         return self.calibrator.transform(self.margin(matrix, num_threads=num_threads))
 
-    def contributions(self, matrix: np.ndarray) -> np.ndarray:
+    def contributions(self, matrix: np.ndarray, *, num_threads: int = 0) -> np.ndarray:
         """Per-feature contributions to the raw margin (LightGBM's TreeSHAP), bias last.
 
-        Each row sums to :meth:`margin` of that row.
+        Each row sums to :meth:`margin` of that row. ``num_threads`` as in :meth:`margin`.
         """
-        return self.booster.predict(matrix, pred_contrib=True)
+        return self.booster.predict(matrix, pred_contrib=True, num_threads=num_threads or available_cpus())
 
-    def reasons(self, matrix: np.ndarray, top_k: int) -> list[list[dict[str, Any]]]:
+    def reasons(self, matrix: np.ndarray, top_k: int, *, num_threads: int = 0) -> list[list[dict[str, Any]]]:
         """The ``top_k`` features pushing each row's PD up most, largest first.
 
         Contributions are in log-odds of the uncalibrated margin; only positive ones are reasons.
         A reason whose value is missing says so (``missing``) and what that means (``meaning``,
         from the spec's ``missing_means``): "no payment history" is a reason a lender can give.
+        ``num_threads`` as in :meth:`margin`.
         """
         if top_k <= 0 or len(matrix) == 0:
             return [[] for _ in range(len(matrix))]
-        contrib = self.contributions(matrix)[:, :-1]
+        contrib = self.contributions(matrix, num_threads=num_threads)[:, :-1]
         names = self.encoder.feature_names_
         meanings = [f.missing_means or "no value was given" for f in self.spec.features]
         out = []

@@ -33,7 +33,7 @@ class Scorer:
         results: list[dict[str, Any]] = [{"pd": p} for p in pds.tolist()]
         wanted = [i for i, k in enumerate(applicants.reasons) if k]
         if wanted:
-            reasons = self.model.reasons(matrix[wanted], max(applicants.reasons[i] for i in wanted))
+            reasons = self.model.reasons(matrix[wanted], max(applicants.reasons[i] for i in wanted), num_threads=1)
             for i, r in zip(wanted, reasons):
                 results[i][REASONS_FIELD] = r[: applicants.reasons[i]]
         ids = applicants.batch.ids

@@ -28,6 +28,7 @@ import lightgbm as lgb
 import numpy as np
 from sklearn.model_selection import StratifiedKFold
 
+from ..cpus import available_cpus
 from ..data.files import Dataset
 from ..model import PDModel, reference
 from ..model.encoder import Encoder
@@ -129,6 +130,7 @@ class TrainConfig:
         """
         params = dict(DEFAULT_PARAMS)
         params.update(self.params)
+        params.setdefault("num_threads", available_cpus())
         params["seed"] = self.seed
         features = encoder.spec.features
         if monotone is None:
@@ -278,7 +280,8 @@ def fit_fold(
             callbacks=[lgb.early_stopping(config.early_stopping_rounds, verbose=False)],
         )
         rounds = booster.best_iteration or booster.current_iteration()
-    return booster, int(rounds), booster.predict(matrix[va], raw_score=True, num_iteration=rounds)
+    return booster, int(rounds), booster.predict(matrix[va], raw_score=True, num_iteration=rounds,
+                                                 num_threads=params.get("num_threads") or available_cpus())
 
 
 def cross_validate(

@@ -78,3 +78,30 @@ Where a model pulled from S3 is put, inside the pod.
 {{- define "klarna-pd.modelDir" -}}
 /var/lib/klarna-pd/model
 {{- end }}
+
+{{/*
+The server's KLARNA_PD_* environment from .Values.settings: key maxBodyBytes becomes
+KLARNA_PD_MAX_BODY_BYTES (klarna_pd/settings.py), each value rendered by its kind.
+*/}}
+{{- define "klarna-pd.settingsEnv" -}}
+{{- range $key, $value := .Values.settings }}
+- name: {{ printf "KLARNA_PD_%s" ($key | snakecase | upper) }}
+  value: {{ include "klarna-pd.envValue" $value | quote }}
+{{- end }}
+{{- end }}
+
+{{/*
+A value as the text of an environment variable. Helm reads every number in values.yaml as a
+float64, and Go prints a float64 of a million or more in exponent form ("1.6777216e+07"),
+which no integer parser accepts: whole numbers are printed as integers. Lists are joined
+with commas, the form Settings splits.
+*/}}
+{{- define "klarna-pd.envValue" -}}
+{{- if kindIs "float64" . -}}
+{{- if eq . (floor .) }}{{ int64 . }}{{ else }}{{ . }}{{ end -}}
+{{- else if kindIs "slice" . -}}
+{{- join "," . -}}
+{{- else -}}
+{{- . -}}
+{{- end -}}
+{{- end }}

@@ -1,0 +1,56 @@
+"""The image `bentoml containerize` builds from the Bento: what is in it and how it runs."""
+
+import json
+
+import pytest
+
+from .podman import image_size, podman
+
+pytestmark = [pytest.mark.container, pytest.mark.slow]
+
+
+def _config(image: str) -> dict:
+    return json.loads(podman("image", "inspect", image).stdout)[0]["Config"]
+
+
+def test_it_runs_as_the_bentoml_user_and_reports_no_usage(image):
+    config = _config(image)
+    assert config["User"] == "bentoml"
+    assert "BENTOML_DO_NOT_TRACK=True" in config["Env"]
+    assert podman("run", "--rm", image, "id", "-u").stdout.strip() == "1034"
+
+
+def test_bentoml_reads_the_projects_server_config(image):
+    """bentoml_config.yaml travels in the Bento and BENTOML_CONFIG points at it: no spans per request."""
+    probe = ("from bentoml._internal.configuration.containers import BentoMLContainer as C; "
+             "print(C.tracing_excluded_urls.get().url_disabled('http://127.0.0.1:3000/predict'))")
+    proc = podman("run", "--rm", image, "python", "-c", probe, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split()[-1] == "True"
+
+
+def test_it_has_no_compilers_and_no_version_control(image):
+    found = podman("run", "--rm", image, "sh", "-c",
+                   "for tool in gcc cc c++ make ld git curl; do command -v $tool; done; true").stdout.split()
+    assert found == []
+
+
+def test_lightgbm_loads_with_its_openmp_runtime(image):
+    """libgomp1 comes from docker.system_packages: without the compilers nothing else brings it."""
+    proc = podman("run", "--rm", image, "python", "-c", "import lightgbm; print(lightgbm.__version__)", check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_it_holds_the_servers_requirements_not_trainings(image):
+    probe = ("import importlib.util as u; "
+             "print(*(m for m in ('pandas', 'sklearn', 'matplotlib', 'pyspark') if u.find_spec(m)))")
+    assert podman("run", "--rm", image, "python", "-c", probe).stdout.split() == []
+
+
+def test_size(image):
+    """requirements-serve.txt on the stand-in base: 747 MB, of which pyarrow (Arrow bodies) is
+    176 MB; with every requirement 880 MB, with BentoML's default template's compilers 1,517 MB
+    (benchmarks/results/image.md)."""
+    size = image_size(image)
+    print(f"image {size / 1e6:.0f} MB")
+    assert size < 800_000_000
