@@ -31,7 +31,7 @@ train: $(STAMP)
 	$(BIN)/python train.py
 
 serve: $(STAMP)
-	BENTOML_CONFIG=bentoml_config.yaml $(BIN)/bentoml serve service:KlarnaPD
+	$(BIN)/bentoml serve service:KlarnaPD
 
 run: $(STAMP)
 	$(BIN)/python train.py --reuse

@@ -39,7 +39,7 @@ def _server(model: str, **env: str) -> tuple[Server, str]:
     port = free_port()
     server = Server([sys.executable, "-m", "bentoml", "serve", "service:KlarnaPD", "--port", str(port), "--host", "127.0.0.1"],
                     env={"KLARNA_PD_MODEL_TAG": model, "KLARNA_PD_WORKERS": "1", "BENTOML_DO_NOT_TRACK": "True",
-                         "BENTOML_CONFIG": str(ROOT / "bentoml_config.yaml"), **env},
+                         **env},
                     ready=f"http://127.0.0.1:{port}/readyz")
     return server, f"http://127.0.0.1:{port}"
 

@@ -13,7 +13,7 @@ on the same two cores, as a client on the node would. Every BentoML server has 2
 - ``reference``: Flask + waitress, one-row DataFrame + scikit-learn Pipeline on the same trees.
 
 Also: the burst-then-quiet sequence (latency memory), 1,000-applicant JSON bodies, 10,000-row
-Arrow bodies, and a py-spy profile of one worker split into transport, framework, validation,
+Arrow bodies, and a py-spy profile of the workers split into transport, framework, validation,
 encoding, model and response. Writes benchmarks/results/serve.md (and .json).
 """
 
@@ -34,7 +34,6 @@ from harness import ROOT, Load, Server, free_port, median_load, tree_cpu_seconds
 
 sys.path.insert(0, str(ROOT))
 
-CONFIG = str(ROOT / "bentoml_config.yaml")
 ARROW = "application/vnd.apache.arrow.stream"
 
 
@@ -84,48 +83,48 @@ def _measure(server: Server, url: str, body: bytes, *, connections: int, seconds
 
 # -- the profile, by category ------------------------------------------------------------------
 
-CATEGORIES = [  # first match from the leaf frame upwards
-    ("model", ("lightgbm/", "scipy/special", "model/calibration.py", "model/pdmodel.py")),
+CATEGORIES = [  # a sample belongs to the first category matched from its leaf frame upwards
+    ("model", ("lightgbm/", "model/single_row.py", "model/pdmodel.py", "model/calibration.py", "scipy/")),
     ("encoding", ("model/encoder.py",)),
-    ("validation", ("data/records.py", "data/kinds.py", "serving/applicants.py", "serving/wire.py", "data/arrow.py")),
-    ("response", ("serving/scorer.py", "to_json", "serving/gateway.py:_send")),
-    ("our request path", ("serving/",)),
+    ("parsing and validation", ("(wire.py", "(applicants.py", "data/records.py", "data/kinds.py", "data/arrow.py",
+                                "(columnar.py", "pydantic")),
+    ("drift and metrics", ("(drift.py", "(monitoring.py", "prometheus_client", "model/reference.py")),
+    ("our request path", ("(gateway.py", "(admission.py", "(auth.py", "(protocol.py", "(requests.py", "(scorer.py",
+                          "klarna_pd/")),
     ("framework", ("bentoml", "_bentoml", "starlette/", "opentelemetry/", "anyio/", "simple_di")),
-    ("transport", ("uvicorn/", "asyncio/", "uvloop", "httptools", "selectors")),
+    ("transport", ("uvicorn/", "httptools", "selectors", "asyncio/events.py", "asyncio/timeouts.py",
+                   "asyncio/tasks.py", "asyncio/base_events.py", "asyncio/futures.py")),
+    # uvloop's C code (socket reads and writes) runs inside the loop's run frame.
+    ("event loop: uvloop's C code", ("asyncio/runners.py",)),
 ]
 
 
 def _profile(server: Server, url: str, body: bytes, seconds: int, connections: int, **kw) -> dict[str, float]:
-    """Share of one worker's samples per category while wrk loads the server (py-spy)."""
+    """Share of the workers' CPU samples per category while wrk loads the server (py-spy, every
+    worker: the kernel may hand a few connections all to one)."""
     import psutil
 
     workers = [p.pid for p in psutil.Process(server.proc.pid).children(recursive=True) if "worker" in " ".join(p.cmdline())]
-    raw = Path(tempfile.mktemp(suffix=".txt"))
-    spy = subprocess.Popen(
-        [str(Path(sys.executable).with_name("py-spy")), "record", "-p", str(workers[0]), "-d", str(seconds - 1),
-         "-f", "raw", "-o", str(raw), "--nonblocking", "--idle"],
+    raws = [Path(tempfile.mktemp(suffix=".txt")) for _ in workers]
+    spies = [subprocess.Popen(
+        [str(Path(sys.executable).with_name("py-spy")), "record", "-p", str(pid), "-d", str(seconds - 1),
+         "-f", "raw", "-o", str(raw), "--nonblocking"],  # CPU only: idle threads (drift, pools) left out
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+    ) for pid, raw in zip(workers, raws)]
     wrk(url, body, connections=connections, seconds=seconds, **kw)
-    spy.wait()
+    for spy in spies:
+        spy.wait()
     counts: collections.Counter[str] = collections.Counter()
-    for line in raw.read_text().splitlines():
-        stack, _, n = line.rpartition(" ")
-        if not stack:
-            continue
-        frames = stack.split(";")
-        if frames[-1].startswith(("select (", "poll (", "epoll", "_run_once")) and len(frames) < 14:
-            counts["idle (waiting for requests)"] += int(n)
-            continue
-        for name, needles in CATEGORIES:
-            if any(any(nd in f for nd in needles) for f in reversed(frames[-6:])) or any(
-                    any(nd in f for nd in needles) for f in frames if name in ("model", "encoding", "validation")):
-                counts[name] += int(n)
-                break
-        else:
-            counts["other"] += int(n)
+    for raw in raws:
+        for line in (raw.read_text().splitlines() if raw.exists() else []):
+            stack, _, n = line.rpartition(" ")
+            if not stack:
+                continue
+            frames = stack.split(";")
+            counts[next((name for f in reversed(frames) for name, needles in CATEGORIES
+                         if any(nd in f for nd in needles)), "other")] += int(n)
+        raw.unlink(missing_ok=True)
     total = sum(counts.values()) or 1
-    raw.unlink(missing_ok=True)
     return {k: round(100 * v / total, 1) for k, v in counts.most_common()}
 
 
@@ -166,8 +165,8 @@ def main() -> int:
     servers["BentoML, access log off"] = _bento(ceiling, CEILING_ACCESS_LOG="false")
     servers["BentoML, + metrics off"] = _bento(ceiling, CEILING_ACCESS_LOG="false", CEILING_METRICS="false")
     servers["BentoML, + tracing excluded"] = _bento(ceiling, CEILING_ACCESS_LOG="false", CEILING_METRICS="false",
-                                                    BENTOML_CONFIG=CONFIG)
-    model_env = {"KLARNA_PD_MODEL_TAG": args.model, "KLARNA_PD_WORKERS": "2", "BENTOML_CONFIG": CONFIG}
+                                                    CEILING_TRACING="false")
+    model_env = {"KLARNA_PD_MODEL_TAG": args.model, "KLARNA_PD_WORKERS": "2"}
     servers["klarna-pd"] = _bento("service:KlarnaPD", **model_env)
     servers["klarna-pd, batching on"] = _bento("service:KlarnaPD", **model_env, KLARNA_PD_ADAPTIVE_BATCHING="true")
     ref_port = free_port()
@@ -310,7 +309,7 @@ def _report(args, plan, results, bursts, profiles) -> int:
         *[f"- {line}" for line in ablation],
     ]
     for title, shares in profiles.items():
-        notes += ["", f"Where a worker's time goes (py-spy samples), {title}:", "",
+        notes += ["", f"Where the workers' CPU time goes (py-spy samples of busy threads), {title}:", "",
                   "| part | share |", "|---|---|", *[f"| {k} | {v:.1f} % |" for k, v in shares.items()]]
     write_results(
         "serve", "Serving: throughput and latency against the ceilings",

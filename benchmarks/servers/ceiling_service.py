@@ -3,10 +3,10 @@
 Two constant routes: ``/const`` from a Starlette app mounted with ``@bentoml.asgi_app`` (the
 ceiling the issue names), and ``/mw`` from an ASGI middleware added with ``add_asgi_middleware``
 (where the klarna-pd gateway answers). Settings come from the environment so that the benchmark
-can show what each buys: ``CEILING_ACCESS_LOG``, ``CEILING_METRICS`` (true/false), ``WORKERS``;
-tracing through ``BENTOML_CONFIG`` as for the real service.
+can show what each buys: ``CEILING_ACCESS_LOG``, ``CEILING_METRICS``, ``CEILING_TRACING``
+(true/false), ``WORKERS``.
 
-    BENTOML_CONFIG=bentoml_config.yaml bentoml serve benchmarks/servers/ceiling_service.py:Ceiling
+    bentoml serve benchmarks/servers/ceiling_service.py:Ceiling
 """
 
 import os
@@ -51,6 +51,7 @@ def _flag(name: str) -> bool:
     traffic={"timeout": 30},
     logging={"access": {"enabled": _flag("CEILING_ACCESS_LOG")}},
     metrics={"enabled": _flag("CEILING_METRICS")},
+    tracing={} if _flag("CEILING_TRACING") else {"excluded_urls": ".*"},
 )
 class Ceiling:
     pass

@@ -44,10 +44,9 @@ def start_server(target: str, *, env: dict[str, str] | None = None, cwd: Path = 
     proc = subprocess.Popen(
         [sys.executable, "-m", "bentoml", "serve", target, "--port", str(port), "--host", "127.0.0.1"],
         cwd=cwd,
-        # Configured as `make serve`, the image and the chart run it (BentoML's tracing config).
         # One worker unless a test asks for more (the default follows the machine's CPUs).
         env={**os.environ, "BENTOML_HOME": str(server_home(session_home)),
-             "BENTOML_CONFIG": str(ROOT / "bentoml_config.yaml"), "KLARNA_PD_WORKERS": "1", **(env or {})},
+             "KLARNA_PD_WORKERS": "1", **(env or {})},
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,

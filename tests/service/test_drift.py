@@ -29,7 +29,7 @@ def _send(url: str, records: list[dict]) -> None:
     for i in range(0, len(records), 1_000):
         resp = post(url, "/predict", {"applicants": records[i : i + 1_000]})
         assert resp.status_code == 200, resp.text[:300]
-    time.sleep(1.1)  # the gauges refresh at most once a second, when rows are scored
+    time.sleep(1.1)  # the server's gauges refresh at most once a second here (default 15 s), when rows are scored
     assert post(url, "/predict", {"applicants": records[:1]}).status_code == 200
 
 
@@ -42,7 +42,7 @@ def test_psi_gauges_stay_low_for_training_like_traffic_and_rise_for_shifted(smal
     shifted = [{**r, "age": min((r["age"] or 30) + 25, 120), "account_worst_status_0_3m": 4,
                 "merchant_category": "Spaceships"} for r in like_training]
     env = {"KLARNA_PD_MODEL_TAG": small_trained.model_tag, "KLARNA_PD_DRIFT_WINDOW": str(WINDOW),
-           "KLARNA_PD_DRIFT_MIN_ROWS": "1000"}
+           "KLARNA_PD_DRIFT_MIN_ROWS": "1000", "KLARNA_PD_DRIFT_REFRESH_SECONDS": "1"}
     proc, url = start_server("service:KlarnaPD", env=env)
     try:
         wait_ready(url)

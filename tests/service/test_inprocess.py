@@ -53,6 +53,18 @@ def _gateway(model, *, keys: bool = False, **limits) -> Gateway:
 # -- the service app, in process --------------------------------------------------------------------
 
 
+def test_bentoml_opens_no_tracing_span_per_request(client):
+    """service.py excludes every URL from BentoML's OpenTelemetry middleware (a span per request
+    cost a tenth of a one-applicant request). Set in BENTOML_CONFIG instead, the worker's version-2
+    reload dropped it: the configuration the app was built with is checked, not the file."""
+    from bentoml._internal.configuration.containers import BentoMLContainer
+
+    excluded = BentoMLContainer.tracing_excluded_urls.get()
+    assert excluded.url_disabled("http://127.0.0.1:3000/predict")
+    assert excluded.url_disabled("http://10.0.0.7:3000/estimate-default-probability")
+
+
+
 def test_predict_and_legacy_equal_the_library(client, small_model, sample_records):
     _, records = sample_records
     resp = client.post("/predict", json={"applicants": records[:50]})
