@@ -87,62 +87,49 @@ def _post(client: httpx.Client, url: str, body: bytes, timeout: float = 120) -> 
         return type(exc).__name__
 
 
-def _poison(url: str, one: bytes, seconds: int) -> dict:
-    poison = b'{"applicants": [{"account_status": 1' + b"0" * 310 + b"}]}"
-    counts = {"poison": collections.Counter(), "normal": collections.Counter()}
-    stop = time.monotonic() + seconds
-
-    def loop(kind: str, body: bytes) -> None:
-        with httpx.Client() as client:
-            while time.monotonic() < stop:
-                counts[kind][_post(client, url, body, 30)] += 1
-
-    threads = [threading.Thread(target=loop, args=("poison", poison))]
-    threads += [threading.Thread(target=loop, args=("normal", one)) for _ in range(16)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return counts
-
-
-def _burst(url: str, big: bytes, one: bytes, seconds: int) -> dict:
-    counts = {"burst (10,000 applicants)": collections.Counter(), "normal after": collections.Counter()}
-
-    def send(_):
-        with httpx.Client() as client:
-            return _post(client, url, big)
-
-    with ThreadPoolExecutor(16) as pool:
-        for status in pool.map(send, range(16)):
-            counts["burst (10,000 applicants)"][status] += 1
-    stop = time.monotonic() + seconds
-
-    def loop() -> None:
-        with httpx.Client() as client:
-            while time.monotonic() < stop:
-                counts["normal after"][_post(client, url, one, 30)] += 1
-
-    threads = [threading.Thread(target=loop) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return counts
-
-
-def _empties(url: str) -> dict:
-    body = b'{"applicants": [' + b",".join([b"{}"] * 5_500_000) + b"]}"
-    counts = {"empty-object bodies (16 MB)": collections.Counter()}
+def _at_once(url: str, body: bytes, n: int) -> collections.Counter:
+    """``n`` concurrent requests with ``body``: their statuses."""
 
     def send(_):
         with httpx.Client() as client:
             return _post(client, url, body)
 
-    with ThreadPoolExecutor(32) as pool:
-        for status in pool.map(send, range(32)):
-            counts["empty-object bodies (16 MB)"][status] += 1
+    with ThreadPoolExecutor(n) as pool:
+        return collections.Counter(pool.map(send, range(n)))
+
+
+def _for_seconds(url: str, seconds: int, loads: list[tuple[collections.Counter, bytes]]) -> None:
+    """One client per (counter, body), each posting its body back to back for ``seconds``."""
+    stop = time.monotonic() + seconds
+
+    def loop(counter: collections.Counter, body: bytes) -> None:
+        with httpx.Client() as client:
+            while time.monotonic() < stop:
+                counter[_post(client, url, body, 30)] += 1
+
+    threads = [threading.Thread(target=loop, args=load) for load in loads]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def _poison(url: str, one: bytes, seconds: int) -> dict:
+    poison = b'{"applicants": [{"account_status": 1' + b"0" * 310 + b"}]}"
+    counts = {"poison": collections.Counter(), "normal": collections.Counter()}
+    _for_seconds(url, seconds, [(counts["poison"], poison)] + [(counts["normal"], one)] * 16)
     return counts
+
+
+def _burst(url: str, big: bytes, one: bytes, seconds: int) -> dict:
+    counts = {"burst (10,000 applicants)": _at_once(url, big, 16), "normal after": collections.Counter()}
+    _for_seconds(url, seconds, [(counts["normal after"], one)] * 2)
+    return counts
+
+
+def _empties(url: str) -> dict:
+    body = b'{"applicants": [' + b",".join([b"{}"] * 5_500_000) + b"]}"
+    return {"empty-object bodies (16 MB)": _at_once(url, body, 32)}
 
 
 def main() -> int:

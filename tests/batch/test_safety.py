@@ -6,7 +6,6 @@ independently of the CSV parser, and printed at the end.
 
 import csv
 import io
-import os
 import subprocess
 import sys
 
@@ -301,21 +300,6 @@ def test_strict_stops_at_a_stray_quote(small_model, lines, tmp_path):
 
 
 # -- Spark: the same rows in, scored and rejected; the same bytes out --------------------------
-
-
-@pytest.fixture(scope="module")
-def spark():
-    pytest.importorskip("pyspark", reason="pyspark not installed (requirements-spark.txt)")
-    import shutil
-
-    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
-        pytest.skip("no Java runtime (Spark needs Java 17): install openjdk-17-jre-headless")
-    from klarna_pd.batch.spark import session
-
-    s = session("local[2]")
-    s.sparkContext.setLogLevel("ERROR")
-    yield s
-    s.stop()
 
 
 def test_spark_keeps_the_invariant_and_the_id_policy(spark, small_trained, small_model, lines, tmp_path):

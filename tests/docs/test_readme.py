@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import subprocess
 import time
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ import httpx
 import pytest
 
 from ..helpers.paths import ROOT, SHARED
-from ..helpers.servers import free_port
+from ..helpers.servers import free_port, stop_server
 
 pytestmark = [pytest.mark.docs]
 
@@ -102,16 +101,6 @@ def _copy_checkout(dest: Path) -> None:
     (dest / ".venv").symlink_to(ROOT / ".venv", target_is_directory=True)
 
 
-def _stop(proc: subprocess.Popen | None) -> None:
-    if proc is not None and proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
 def _wait_ready(proc: subprocess.Popen, url: str, log: Path, timeout: float = 300) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -147,7 +136,7 @@ def test_readme_commands_run_as_written(tmp_path):
             code = block.code.replace("localhost:3000", f"localhost:{port}")
             started = time.perf_counter()
             if block.kind == "serve":
-                _stop(server)
+                stop_server(server, grace=30)
                 log = tmp_path / f"serve-{block.line}.log"
                 with open(log, "wb") as out:
                     server = subprocess.Popen(["bash", "-c", code], cwd=repo, env=env, stdout=out,
@@ -162,7 +151,7 @@ def test_readme_commands_run_as_written(tmp_path):
                     f"--- stdout\n{proc.stdout[-3000:]}\n--- stderr\n{proc.stderr[-3000:]}")
             timings.append((block.line, block.kind, round(time.perf_counter() - started, 1)))
     finally:
-        _stop(server)
+        stop_server(server, grace=30)
         print("README blocks (line, kind, seconds):", timings)
 
     # What the README says those commands leave behind.

@@ -67,11 +67,12 @@ def start_server(target: str, *, env: dict[str, str] | None = None, cwd: Path = 
     raise RuntimeError(f"bentoml serve did not come up in {timeout} s:\n{Path(log.name).read_text()[-4000:]}")
 
 
-def stop_server(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
+def stop_server(proc: subprocess.Popen | None, grace: float = 20.0) -> None:
+    """SIGTERM to the server's process group, SIGKILL after ``grace`` seconds."""
+    if proc is not None and proc.poll() is None:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
-            proc.wait(timeout=20)
+            proc.wait(timeout=grace)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
