@@ -37,21 +37,17 @@ sys.path.insert(0, str(ROOT))
 ARROW = "application/vnd.apache.arrow.stream"
 
 
-def _records(model_tag: str, n: int) -> list[dict]:
+def _records(spec, n: int) -> list[dict]:
     from klarna_pd.data.batch import Batch
     from klarna_pd.data.records import to_records
-    from klarna_pd.store.local import load_model
     from klarna_pd.synth import generate
 
     frame, _ = generate(n, seed=11)
-    spec = load_model(model_tag).spec
     return to_records(Batch.from_frame(frame, spec), with_id=False)
 
 
 def _arrow_body(records: list[dict], spec) -> bytes:
     import pyarrow as pa
-
-    from klarna_pd.data.files import read_dataset  # noqa: F401  (pyarrow present: the training stack)
 
     columns = {}
     for f in spec.features:
@@ -150,7 +146,7 @@ def main() -> int:
     from klarna_pd.store.local import load_model
 
     model = load_model(args.model)
-    records = _records(args.model, 10_000)
+    records = _records(model.spec, 10_000)
     one = json.dumps(records[0]).encode()
     pred1 = json.dumps({"applicants": records[:1]}).encode()
     pred1000 = json.dumps({"applicants": records[:1000]}).encode()

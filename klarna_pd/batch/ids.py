@@ -143,11 +143,11 @@ def screen_ids(ids: np.ndarray, lines: np.ndarray, ledger: IdLedger | None, id_n
     return keep, [problems[i] for i in sorted(problems)]
 
 
-def screen(batch: Batch, lines: np.ndarray, ledger: IdLedger | None, id_name: str) -> tuple[Batch, np.ndarray, list[RowProblem]]:
-    """:func:`screen_ids` on a batch: the rows to score, their lines, and the problems of the others."""
+def screen(batch: Batch, lines: np.ndarray, ledger: IdLedger | None, id_name: str) -> tuple[Batch, list[RowProblem]]:
+    """:func:`screen_ids` on a batch: the rows to score and the problems of the others."""
     if batch.ids is None or not len(batch):
-        return batch, lines, []
+        return batch, []
     keep, problems = screen_ids(batch.ids, lines, ledger, id_name)
     if not problems:
-        return batch, lines, []
-    return batch.take(keep), lines[keep], problems
+        return batch, []
+    return batch.take(keep), problems

@@ -146,7 +146,7 @@ def _screened(chunks: Iterable[Chunk], ledger: IdLedger, id_name: str, strict: b
     Runs in the reader thread, beside the parsing, so that scoring does not wait for it.
     """
     for chunk in chunks:
-        batch, _, id_problems = screen(chunk.batch, chunk.lines, ledger, id_name)
+        batch, id_problems = screen(chunk.batch, chunk.lines, ledger, id_name)
         if strict and id_problems:
             first = id_problems[0]
             raise DataError(first.reason, path=path, line=first.line, column=first.column)

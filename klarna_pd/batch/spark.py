@@ -136,7 +136,7 @@ def score_dataframe(df: DataFrame, model_dir: str | Path, spec: DatasetSpec) -> 
             # Missing-value tokens, text columns and value checks: the local reader's own rules.
             table = pa.Table.from_pandas(pdf[~malformed].reset_index(drop=True), preserve_index=False)
             batch, _, problems = read_table(table, spec, first_line=0)
-            batch, _, refused = screen(batch, np.zeros(len(batch), dtype=np.int64), None, id_name)
+            batch, refused = screen(batch, np.zeros(len(batch), dtype=np.int64), None, id_name)
             problems = problems + refused
             pds = model.predict(batch) if len(batch) else np.empty(0)
             out = [pd.DataFrame({id_name: batch.ids, "pd": pds, "column": None, "reason": None})]

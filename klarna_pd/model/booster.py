@@ -124,8 +124,8 @@ def check_booster_text(data: bytes, *, where: str = "booster.txt") -> str:
     sizes = [int(v) for v in sizes_text.split(" ")]
 
     # -- trees: each exactly where tree_sizes puts it (LightGBM parses them there, in parallel)
-    raw = text.encode("utf-8")  # tree_sizes count bytes
-    offset = len(text[:tree_start].encode("utf-8"))
+    raw = data  # tree_sizes count bytes; strict UTF-8, so "\nTree=" is at the same place in the bytes
+    offset = data.find(b"\nTree=") + 1
     for i, size in enumerate(sizes):
         if size <= 0 or offset + size > len(raw):
             raise bad(f"tree {i} of {len(sizes)}: tree_sizes says {size} bytes at byte {offset}, the file has {len(raw)}")

@@ -63,14 +63,13 @@ class Isotonic(Calibrator):
         x, y = [float(v) for v in x], [float(v) for v in y]
         if len(x) != len(y) or not x or np.any(np.diff(x) < 0) or np.any(np.diff(y) < 0) or not np.all(np.isfinite(x + y)):
             raise ValueError("isotonic calibrator needs equal-length, finite, non-decreasing x and y")
-        self.x_, self.y_ = x, y
         self._x, self._y = np.array(x), np.array(y)  # np.interp converts lists on every call
 
     def transform(self, margin: np.ndarray) -> np.ndarray:
         return _clip(np.interp(np.asarray(margin, dtype=float), self._x, self._y))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"method": self.method, "x": self.x_, "y": self.y_}
+        return {"method": self.method, "x": self._x.tolist(), "y": self._y.tolist()}
 
 
 METHODS = ("platt", "isotonic")

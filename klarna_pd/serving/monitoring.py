@@ -129,13 +129,15 @@ def observe_pds(endpoint: str, pds: np.ndarray) -> None:
     key = ("pds", endpoint)
     children = _children.get(key)
     if children is None:
-        children = _children[key] = (_get("rows").labels(endpoint=endpoint), _get("pd").labels(endpoint=endpoint))
-    rows, hist = children
+        hist = _get("pd").labels(endpoint=endpoint)
+        buckets, total = getattr(hist, "_buckets", None), getattr(hist, "_sum", None)
+        if buckets is None or total is None or len(buckets) != len(PD_BUCKETS) + 1:
+            buckets = None  # prometheus_client changed its internals: only the public way
+        children = _children[key] = (_get("rows").labels(endpoint=endpoint), hist, buckets, total)
+    rows, hist, buckets, total = children
     rows.inc(len(pds))
-    buckets = getattr(hist, "_buckets", None)
-    total = getattr(hist, "_sum", None)
-    if len(pds) <= 4 or buckets is None or total is None or len(buckets) != len(PD_BUCKETS) + 1:
-        for p in pds.tolist():  # the public way (also if prometheus_client changed its internals)
+    if len(pds) <= 4 or buckets is None:
+        for p in pds.tolist():  # the public way
             hist.observe(p)
         return
     counts = np.bincount(np.searchsorted(PD_BUCKETS, pds, side="left"), minlength=len(buckets))
