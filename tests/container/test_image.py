@@ -26,6 +26,13 @@ def test_it_has_no_compilers_and_no_version_control(image):
     assert found == []
 
 
+def test_the_server_user_cannot_rewrite_the_installed_packages(image):
+    """The venv comes from the build stage owned by root, as BentoML's own install leaves it."""
+    probe = ("import lightgbm, pathlib, os; p = pathlib.Path(lightgbm.__file__); "
+             "print(os.access(p, os.W_OK), os.access(p.parent, os.W_OK), p.stat().st_uid)")
+    assert podman("run", "--rm", image, "python", "-c", probe).stdout.split() == ["False", "False", "0"]
+
+
 def test_lightgbm_loads_with_its_openmp_runtime(image):
     """libgomp1 comes from docker.system_packages: without the compilers nothing else brings it."""
     proc = podman("run", "--rm", image, "python", "-c", "import lightgbm; print(lightgbm.__version__)", check=False)
