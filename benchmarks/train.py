@@ -33,13 +33,6 @@ from pathlib import Path
 
 from harness import ROOT, write_results
 
-# Before issue 14: the defaults of klarna_pd.training.cv, two constraints, the refit served.
-TODAY_PARAMS = {
-    "learning_rate": 0.05, "num_leaves": 7, "min_data_in_leaf": 150, "feature_fraction": 0.5,
-    "bagging_fraction": 0.8, "bagging_freq": 1, "lambda_l2": 10.0, "path_smooth": 10.0, "cat_smooth": 50.0,
-    "min_data_per_group": 200, "max_cat_threshold": 32, "cat_l2": 10.0,
-}
-TODAY_MONOTONE = {"account_worst_status_0_3m": 1, "account_worst_status_3_6m": 1}
 SPANS = {"avg_payment_span_0_12m": 1, "avg_payment_span_0_3m": 1}
 
 
@@ -88,8 +81,9 @@ def predictor_comparison(data: Path) -> dict:
     import numpy as np
 
     from klarna_pd.data.files import read_dataset
-    from klarna_pd.spec import DatasetSpec, klarna_spec
+    from klarna_pd.spec import klarna_spec
     from klarna_pd.training import TrainConfig, ensemble, train
+    from tests.helpers import baseline
 
     spec = klarna_spec()
     dataset = read_dataset(data, spec)
@@ -98,7 +92,7 @@ def predictor_comparison(data: Path) -> dict:
     t_l, t_u = truth[labelled], truth[~labelled]
     declared = {f.name: f.monotone for f in spec.features if f.monotone}
     config = TrainConfig(constraint_sets={
-        "none": {}, "before issue 14 (2)": TODAY_MONOTONE, "spec + payment spans": {**declared, **SPANS},
+        "none": {}, "before issue 14 (2)": baseline.MONOTONE, "spec + payment spans": {**declared, **SPANS},
     })
     started = time.perf_counter()
     result = train(dataset, config, log=lambda *_: None)
@@ -118,10 +112,8 @@ def predictor_comparison(data: Path) -> dict:
     assert np.allclose(served["refit on all rows (default)"], result.unlabelled_pd, rtol=0, atol=1e-12)
     xl = model.encoder.encode(dataset.labelled())
     folds_booster = ensemble.merge_mean([f.booster for f in result.folds], [f.rounds for f in result.folds])
-    raw = dict(spec.to_dict())
-    raw["features"] = [{**f, "monotone": TODAY_MONOTONE.get(f["name"], 0)} for f in raw["features"]]
-    today_spec = DatasetSpec.model_validate(raw)
-    today = train(read_dataset(data, today_spec), TrainConfig(params=TODAY_PARAMS, predictor="refit"), log=lambda *_: None)
+    # Before issue 14 (tests/helpers/baseline.py, the quality test's baseline too).
+    today = train(read_dataset(data, baseline.spec(spec)), baseline.config(), log=lambda *_: None)
     served["before issue 14 (refit, old parameters)"] = today.unlabelled_pd
     from klarna_pd.training import metrics as m
 

@@ -21,6 +21,7 @@ from klarna_pd.store.local import load_model
 from klarna_pd.training import TrainConfig, ensemble, metrics
 from klarna_pd.training.pipeline import run
 
+from ..helpers import baseline
 from ..helpers.paths import ROOT, UCI
 
 pytestmark = [pytest.mark.training]
@@ -108,27 +109,13 @@ def test_oof_auc_nears_the_true_pd_auc(trained, labelled_truth):
     assert oof_auc >= 0.9939 * true_auc, (oof_auc, true_auc, oof_auc / true_auc)
 
 
-# The main job's defaults before issue 14, frozen here so that the comparison keeps its meaning.
-TODAY_PARAMS = {
-    "learning_rate": 0.05, "num_leaves": 7, "min_data_in_leaf": 150, "feature_fraction": 0.5,
-    "bagging_fraction": 0.8, "bagging_freq": 1, "lambda_l2": 10.0, "path_smooth": 10.0, "cat_smooth": 50.0,
-    "min_data_per_group": 200, "max_cat_threshold": 32, "cat_l2": 10.0,
-}
-TODAY_MONOTONE = {"account_worst_status_0_3m": 1, "account_worst_status_3_6m": 1}
-
-
 @pytest.fixture(scope="module")
 def today(synthetic_full, klarna_spec):
-    """Today's configuration trained on the same file and folds: refit, 2 constraints, old parameters."""
-    from klarna_pd.spec import DatasetSpec
+    """The configuration before issue 14 trained on the same file and folds (tests/helpers/baseline.py)."""
     from klarna_pd.training import train
 
-    raw = klarna_spec.to_dict()
-    raw["features"] = [{**f, "monotone": TODAY_MONOTONE.get(f["name"], 0)} for f in raw["features"]]
-    spec = DatasetSpec.model_validate(raw)
     data, _ = synthetic_full
-    config = TrainConfig(folds=10, seed=0, params=TODAY_PARAMS, predictor="refit")
-    return train(read_dataset(data, spec), config, log=lambda *_: None)
+    return train(read_dataset(data, baseline.spec(klarna_spec)), baseline.config(folds=10, seed=0), log=lambda *_: None)
 
 
 def test_closer_to_the_true_pd_than_todays_model(trained, today, labelled_truth):
