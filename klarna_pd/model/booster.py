@@ -124,17 +124,18 @@ def check_booster_text(data: bytes, *, where: str = "booster.txt") -> str:
     sizes = [int(v) for v in sizes_text.split(" ")]
 
     # -- trees: each exactly where tree_sizes puts it (LightGBM parses them there, in parallel)
-    raw = data  # tree_sizes count bytes; strict UTF-8, so "\nTree=" is at the same place in the bytes
+    # tree_sizes count bytes: the first "\nTree=" of the bytes is the text's tree_start (a multi-byte
+    # character before it moves the byte offset, not the match).
     offset = data.find(b"\nTree=") + 1
     for i, size in enumerate(sizes):
-        if size <= 0 or offset + size > len(raw):
-            raise bad(f"tree {i} of {len(sizes)}: tree_sizes says {size} bytes at byte {offset}, the file has {len(raw)}")
-        _check_tree(raw[offset : offset + size].decode("utf-8", errors="replace"), i, n_features, bad)
+        if size <= 0 or offset + size > len(data):
+            raise bad(f"tree {i} of {len(sizes)}: tree_sizes says {size} bytes at byte {offset}, the file has {len(data)}")
+        _check_tree(data[offset : offset + size].decode("utf-8", errors="replace"), i, n_features, bad)
         offset += size
-    if not raw[offset:].startswith(b"end of trees\n"):
-        raise bad(f"expected 'end of trees' after the {len(sizes)} trees, found {raw[offset:offset + 30]!r}")
+    if not data[offset:].startswith(b"end of trees\n"):
+        raise bad(f"expected 'end of trees' after the {len(sizes)} trees, found {data[offset:offset + 30]!r}")
     # LightGBM hands the parameters section back to Python, which parses it line by line.
-    tail = raw[offset:].decode("utf-8", errors="replace")
+    tail = data[offset:].decode("utf-8", errors="replace")
     start = tail.find("\nparameters:\n")
     if start >= 0:
         body, end, _ = tail[start + len("\nparameters:\n"):].partition("\nend of parameters\n")

@@ -64,7 +64,6 @@ def test_bentoml_opens_no_tracing_span_per_request(client):
     assert excluded.url_disabled("http://10.0.0.7:3000/estimate-default-probability")
 
 
-
 def test_predict_and_legacy_equal_the_library(client, small_model, sample_records):
     _, records = sample_records
     resp = client.post("/predict", json={"applicants": records[:50]})
