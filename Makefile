@@ -43,9 +43,10 @@ browser:
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium; }
 
 # scripts/container-tools.sh: podman for the container tests (apt-get when missing; needs root).
+# -n auto: one pytest-xdist worker per CPU, each pinned to its CPU (tests/helpers/workers.py).
 test: $(STAMP) $(CHECKOV_STAMP) browser
 	scripts/container-tools.sh
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto
 
 # Benchmarks (not tests): tables printed and written to benchmarks/results/. Needs wrk (apt-get install wrk);
 # image.py needs podman (scripts/container-tools.sh), cpu_limit.py a cgroup cpu controller (both: root).

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from .helpers import workers
 from .helpers.paths import ROOT
 from .helpers.records import records_of
 from .helpers.servers import start_server, stop_server, wait_ready
@@ -26,6 +27,31 @@ os.environ.setdefault("BENTOML_DO_NOT_TRACK", "True")
 
 def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(_HOME, ignore_errors=True)
+
+
+# -- several workers (pytest -n 2: pytest-xdist) ---------------------------------------------
+
+workers.pin_to_share()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """Whole groups (``tests/helpers/workers.py``) go to a worker, the longest first. (xdist's own
+    ``--dist loadgroup`` does not group under pytest 9, whose node ids it can no longer rewrite.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByGroup(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return workers.group(nodeid)
+
+    config.option.loadscopereorder = False  # the workers' collection order, set below
+    return ByGroup(config, log)
+
+
+def pytest_collection_modifyitems(config, items):
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # the order only matters to the scheduler
+        rank = {g: i for i, g in enumerate(workers.LONGEST_FIRST)}
+        items.sort(key=lambda item: rank.get(workers.group(item.nodeid), len(rank)))
 
 
 @pytest.fixture(scope="session")

@@ -1,24 +1,17 @@
-"""The main job: the bars it must reach on the full synthetic file (quality is the subject here,
-so the full 10-fold job), then the model's files, scoring path and behaviour on the small model."""
+"""The main job on the full synthetic file (quality is the subject here, so the full 10-fold job):
+its outputs and the bars it must reach. The small model's files, scoring path and behaviour, and
+faults in the training input, are in test_small_model.py (so the two can run on two workers)."""
 
 import csv
 import json
-import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from klarna_pd.data.batch import Batch
 from klarna_pd.data.files import read_dataset
-from klarna_pd.errors import ModelError
-from klarna_pd.model import MODEL_FILES, PDModel
-from klarna_pd.model.pdmodel import BOOSTER_FILE, ENCODER_FILE
-from klarna_pd.spec import klarna_spec, load_spec
-from klarna_pd.store.local import load_model
-from klarna_pd.training import TrainConfig, ensemble, metrics
+from klarna_pd.spec import load_spec
+from klarna_pd.training import TrainConfig, metrics
 from klarna_pd.training.pipeline import run
 
 from ..helpers import baseline
@@ -143,81 +136,6 @@ def test_uci_taiwan_five_fold_auc(tmp_path):
     assert (tmp_path / "predictions.csv").read_text() == "ID,pd\n"  # every row labelled
 
 
-# -- model files and the one scoring path ------------------------------------------------------
-
-
-def test_stored_model_predicts_what_training_wrote(small_trained, small_model, synthetic_small, klarna_spec):
-    unlabelled = read_dataset(synthetic_small, klarna_spec).unlabelled()
-    written = pd.read_csv(small_trained.out / "predictions.csv", sep=";", float_precision="round_trip")["pd"].to_numpy()
-    np.testing.assert_array_equal(small_model.predict(unlabelled), written)
-
-
-def test_frame_and_records_give_identical_pds(small_model, sample_records):
-    frame, records = sample_records
-    np.testing.assert_array_equal(small_model.predict(Batch.from_frame(frame, small_model.spec)),
-                                  small_model.predict_records(records))
-
-
-def test_reason_contributions_sum_to_the_raw_score(small_model, sample_records):
-    model = small_model
-    frame, _ = sample_records
-    matrix = model.encoder.encode(Batch.from_frame(frame, model.spec))
-    contrib = model.contributions(matrix)
-    np.testing.assert_allclose(contrib.sum(axis=1), model.margin(matrix), rtol=0, atol=1e-9)
-    reasons = model.reasons(matrix, 3)
-    for row, rs in zip(contrib, reasons):
-        assert [r["contribution"] for r in rs] == sorted((c for c in row[:-1] if c > 0), reverse=True)[: len(rs)]
-
-
-def test_tampered_or_missing_files_are_refused(small_trained, bentoml_home, tmp_path):
-    import bentoml
-
-    stored = bentoml.models.get(small_trained.model_tag)
-    digests = stored.info.metadata["sha256"]
-    copy = tmp_path / "model"
-    shutil.copytree(stored.path, copy)
-    PDModel.load(copy, sha256=digests)  # intact copy loads
-    text = (copy / BOOSTER_FILE).read_text()
-    (copy / BOOSTER_FILE).write_text(text.replace("shrinkage=", "shrinkage=9", 1))
-    with pytest.raises(ModelError, match=r"booster.txt does not match its recorded sha256"):
-        PDModel.load(copy, sha256=digests)
-    (copy / ENCODER_FILE).unlink()
-    with pytest.raises(ModelError, match=r"missing files \['encoder.json'\]"):
-        PDModel.load(copy, sha256=digests)
-    assert set(MODEL_FILES) <= set(digests)
-
-
-def test_store_roundtrip_predicts_identically(small_model, small_trained, sample_records):
-    again = load_model(small_trained.model_tag)
-    _, records = sample_records
-    np.testing.assert_array_equal(again.predict_records(records), small_model.predict_records(records))
-
-
-# -- behaviour ------------------------------------------------------------------------------------
-
-
-DECLARED = [(f.name, f.monotone) for f in klarna_spec().features if f.monotone]
-
-
-@pytest.mark.parametrize(("feature", "direction"), DECLARED, ids=[name for name, _ in DECLARED])
-def test_each_declared_direction_holds_on_the_served_model(small_model, sample_records, feature, direction):
-    """A row's PD never moves against the spec's direction as one feature steps through its range
-    (the sample's values, an even grid, and far past the largest value)."""
-    _, records = sample_records
-    spec = klarna_spec().feature(feature)
-    values = [v for v in (rec[feature] for rec in records) if v is not None]
-    top = max(values + [1.0])
-    grid = {0.0, *np.linspace(0.0, top, 12).round(3), *values, top * 2, top * 10}
-    if spec.kind == "ordinal":
-        grid = {float(round(v)) for v in grid} | {1.0, 2.0, 3.0, 4.0, 5.0}
-    low, high = spec.min if spec.min is not None else -np.inf, spec.max if spec.max is not None else np.inf
-    grid = sorted(float(v) for v in grid if low <= v <= high)
-    for rec in records[::10]:
-        pds = small_model.predict_records([{**rec, feature: v} for v in grid])
-        steps = np.diff(pds) * direction
-        assert (steps >= 0).all(), (feature, rec.get("uuid"), list(zip(grid, pds)))
-
-
 def test_each_declared_direction_is_on_the_full_model(model):
     """The full job's served booster carries every declared constraint (the trees obey them by construction)."""
     declared = {f.name: f.monotone for f in model.spec.features}
@@ -226,97 +144,3 @@ def test_each_declared_direction_is_on_the_full_model(model):
     line = next(x for x in params.splitlines() if x.startswith("[monotone_constraints:"))
     applied = [int(v) for v in line.split(":", 1)[1].strip(" ]").split(",")]
     assert applied == [declared[n] for n in model.spec.feature_names]
-
-
-def test_merged_booster_is_the_mean_of_the_fold_models(small_model, small_trained, sample_records):
-    """``--predictor folds``: one booster gives exactly the mean of the fold models' margins and SHAP values."""
-    frame, _ = sample_records
-    matrix = small_model.encoder.encode(Batch.from_frame(frame, small_model.spec))
-    folds = small_trained.result.folds
-    merged = ensemble.merge_mean([f.booster for f in folds], [f.rounds for f in folds])
-    margins = [f.booster.predict(matrix, raw_score=True, num_iteration=f.rounds) for f in folds]
-    np.testing.assert_allclose(merged.predict(matrix, raw_score=True), np.mean(margins, axis=0), rtol=0, atol=1e-12)
-    shap = [f.booster.predict(matrix, pred_contrib=True, num_iteration=f.rounds) for f in folds]
-    np.testing.assert_allclose(merged.predict(matrix, pred_contrib=True), np.mean(shap, axis=0), rtol=0, atol=1e-12)
-    assert merged.num_trees() == sum(f.rounds for f in folds)
-
-
-def test_an_unknown_merchant_category_scores_as_other(small_model, sample_records):
-    _, records = sample_records
-    rec = dict(records[0])
-    unknown = small_model.predict_records([{**rec, "merchant_category": "Spaceships"}])[0]
-    rare = small_model.predict_records([{**rec, "merchant_category": "another unseen level"}])[0]
-    assert 0.0 < unknown < 1.0 and unknown == rare
-
-
-def test_same_data_and_seed_give_byte_identical_predictions(tmp_path, bentoml_home):
-    from klarna_pd.synth import write_synthetic
-    from klarna_pd.spec import klarna_spec
-
-    data = tmp_path / "d.csv"
-    write_synthetic(data, rows=20_000, seed=3)
-    outs = []
-    for i in range(2):
-        out = tmp_path / f"out{i}"
-        run(data, klarna_spec(), out, TrainConfig(folds=3, seed=5), store=False, log=lambda *_: None)
-        outs.append((out / "predictions.csv").read_bytes())
-    assert outs[0] == outs[1]
-
-
-def test_too_few_defaults_for_the_folds(tmp_path, synthetic_small, klarna_spec):
-    lines = synthetic_small.read_text().splitlines()
-    kept = [lines[0]] + [x for x in lines[1:] if x.split(";")[1] != "1"][:500]
-    path = tmp_path / "no_defaults.csv"
-    path.write_text("\n".join(kept) + "\n")
-    with pytest.raises(ValueError, match="needs at least 10 rows of each outcome; the labelled rows have 0 defaults"):
-        run(path, klarna_spec, tmp_path / "out", TrainConfig(folds=10), store=False, log=lambda *_: None)
-    assert not (tmp_path / "out" / "predictions.csv").exists()
-
-
-
-# -- faults in the training input ------------------------------------------------------------
-
-
-def _train_cli(data, out, *extra):
-    return subprocess.run(
-        [sys.executable, "train.py", "--data", str(data), "--out", str(out), "--folds", "3", "--no-store", *extra],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
-    )
-
-
-def test_a_truncated_file_is_refused_and_nothing_written(synthetic_small, tmp_path):
-    data = tmp_path / "cut.csv"
-    raw = synthetic_small.read_bytes()
-    data.write_bytes(raw[: len(raw) // 2])  # cut mid-row, as an interrupted copy leaves it
-    lines = data.read_bytes().count(b"\n") + 1
-    out = tmp_path / "out"
-    proc = _train_cli(data, out)
-    assert proc.returncode == 2, proc.stderr
-    assert f"cut.csv, line {lines}: expected 43 fields, got" in proc.stderr
-    assert not out.exists()
-
-
-def test_a_target_without_defaults_is_refused_and_nothing_written(synthetic_small, klarna_spec, tmp_path):
-    frame = pd.read_csv(synthetic_small, sep=";", dtype=str, keep_default_na=False)
-    frame.loc[frame["default"] == "1", "default"] = "0"
-    data = tmp_path / "zeros.csv"
-    frame.to_csv(data, sep=";", index=False)
-    out = tmp_path / "out"
-    proc = _train_cli(data, out)
-    assert proc.returncode != 0
-    assert "needs at least 3 rows of each outcome; the labelled rows have 0 defaults" in proc.stderr
-    assert not out.exists()
-
-
-def test_a_feature_missing_everywhere_trains_with_a_warning_on_record(synthetic_small, tmp_path):
-    frame = pd.read_csv(synthetic_small, sep=";", dtype=str, keep_default_na=False)
-    frame["age"] = "NA"
-    data = tmp_path / "no_age.csv"
-    frame.to_csv(data, sep=";", index=False)
-    out = tmp_path / "out"
-    proc = _train_cli(data, out)
-    assert proc.returncode == 0, proc.stderr
-    assert "WARNING: 1 feature(s) missing in every labelled row, the model cannot use them: age" in proc.stdout + proc.stderr
-    metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["input"]["all_missing_features"] == ["age"]
-    assert "**Missing in every labelled row**: `age`" in (out / "report.md").read_text()
