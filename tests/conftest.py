@@ -35,6 +35,15 @@ workers.pin_to_share()
 
 
 @pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config):
+    """``-n auto``: one worker per CPU the run may use (affinity and cgroup quota), the count the
+    servers and training follow; xdist's own count is the machine's physical cores."""
+    from klarna_pd.cpus import available_cpus
+
+    return available_cpus()
+
+
+@pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
     """Whole groups (``tests/helpers/workers.py``) go to a worker, the longest first. (xdist's own
     ``--dist loadgroup`` does not group under pytest 9, whose node ids it can no longer rewrite.)"""
