@@ -6,7 +6,9 @@ from __future__ import annotations
 import os
 
 # The CPUs this run may use, read before a worker pins itself to its share.
-MACHINE_CPUS: frozenset[int] = frozenset(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else frozenset()
+MACHINE_CPUS: frozenset[int] = (
+    frozenset(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else frozenset()
+)
 
 # Tests that share a worker, beside each module's own tests (its module fixtures, such as servers,
 # start once): these modules' session fixtures are too dear to make twice (the image, the local
@@ -20,8 +22,10 @@ SHARED_WORKER = {
 # The longest groups start first, so that no worker is left alone with one of them at the end
 # (measured on two workers, one CPU each: 40-120 s each; of the rest, test_hardening.py is the
 # longest at 48 s, and the two workers' busy times came out at 326 s each).
-LONGEST_FIRST = ["container", "tests/training/test_training.py", "spark", "tests/training/test_model_integrity.py",
-                 "tests/service/test_hardening.py", "tests/docs/test_readme.py", "tests/service/test_fuzz.py"]
+LONGEST_FIRST = [
+    "container", "tests/training/test_training.py", "spark", "tests/training/test_model_integrity.py",
+    "tests/service/test_hardening.py", "tests/docs/test_readme.py", "tests/service/test_fuzz.py",
+]
 
 
 def group(nodeid: str) -> str:
