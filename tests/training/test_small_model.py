@@ -130,7 +130,10 @@ def test_same_data_and_seed_give_byte_identical_predictions(tmp_path, bentoml_ho
     outs = []
     for i in range(2):
         out = tmp_path / f"out{i}"
-        run(data, klarna_spec(), out, TrainConfig(folds=3, seed=5), store=False, log=lambda *_: None)
+        # Two threads whatever this worker's CPUs (pytest -n pins each to one): the order in which
+        # threads add up histograms is what could make two runs differ.
+        config = TrainConfig(folds=3, seed=5, params={"num_threads": 2})
+        run(data, klarna_spec(), out, config, store=False, log=lambda *_: None)
         outs.append((out / "predictions.csv").read_bytes())
     assert outs[0] == outs[1]
 
