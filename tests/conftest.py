@@ -37,7 +37,10 @@ workers.pin_to_share()
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_auto_num_workers(config):
     """``-n auto``: one worker per CPU the run may use (affinity and cgroup quota), the count the
-    servers and training follow; xdist's own count is the machine's physical cores."""
+    servers and training follow; xdist's own count is the machine's physical cores. ``-n logical``
+    and PYTEST_XDIST_AUTO_NUM_WORKERS keep their xdist meaning."""
+    if config.option.numprocesses == "logical" or os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return None
     from klarna_pd.cpus import available_cpus
 
     return available_cpus()
@@ -45,8 +48,12 @@ def pytest_xdist_auto_num_workers(config):
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
-    """Whole groups (``tests/helpers/workers.py``) go to a worker, the longest first. (xdist's own
-    ``--dist loadgroup`` does not group under pytest 9, whose node ids it can no longer rewrite.)"""
+    """Whole groups (``tests/helpers/workers.py``) go to a worker, the longest first, for the
+    default distribution (``-n`` alone) and the per-scope ones; ``--dist each``, ``loadfile`` and
+    ``worksteal`` keep xdist's meaning. (xdist's own ``--dist loadgroup`` does not group under
+    pytest 9, whose node ids it can no longer rewrite.)"""
+    if config.getvalue("dist") not in ("load", "loadscope", "loadgroup"):
+        return None
     from xdist.scheduler import LoadScopeScheduling
 
     class ByGroup(LoadScopeScheduling):

@@ -13,9 +13,9 @@ import boto3
 import httpx
 import pytest
 
+from ..helpers import workers
 from ..helpers.paths import ROOT
 from ..helpers.servers import free_port
-from ..helpers.workers import MACHINE_CPUS
 from .podman import Pod, check_tools, containerize, ensure_base_image, remove_image
 
 
@@ -24,15 +24,8 @@ def every_cpu():
     """Pods started with every CPU of the run in their affinity, even when pytest-xdist pinned
     this worker to one: the pod's CPU count must come from its limit, and a test on a one-CPU
     worker could not tell the two apart."""
-    if not MACHINE_CPUS:
+    with workers.every_cpu():
         yield
-        return
-    pinned = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, MACHINE_CPUS)
-    try:
-        yield
-    finally:
-        os.sched_setaffinity(0, pinned)
 
 
 @pytest.fixture(scope="session")

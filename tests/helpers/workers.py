@@ -4,6 +4,8 @@ that share a worker, and the order groups start in."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 # The CPUs this run may use, read before a worker pins itself to its share.
 MACHINE_CPUS: frozenset[int] = (
@@ -20,8 +22,8 @@ SHARED_WORKER = {
     "tests/data/test_skew.py": "spark",
 }
 # The longest groups start first, so that no worker is left alone with one of them at the end
-# (measured on two workers, one CPU each: 40-120 s each; of the rest, test_hardening.py is the
-# longest at 48 s, and the two workers' busy times came out at 326 s each).
+# (measured on two workers, one CPU each: these took 33-120 s, every other group at most 35 s,
+# and the two workers' busy times came out at 326 s each).
 LONGEST_FIRST = [
     "container", "tests/training/test_training.py", "spark", "tests/training/test_model_integrity.py",
     "tests/service/test_hardening.py", "tests/docs/test_readme.py", "tests/service/test_fuzz.py",
@@ -38,10 +40,27 @@ def pin_to_share() -> None:
     """Pin this worker (and every server and CLI it starts) to its share of the CPUs, so LightGBM's
     threads follow ``available_cpus()`` down to that share. Unpinned, two workers' OpenMP threads
     spin against each other on 2 cores (measured: the whole suite took 966 s on two workers
-    against 757 s on one, with twice the CPU time)."""
+    against 757 s on one, with twice the CPU time). Affinity only: under a cgroup quota smaller than
+    the CPUs' count, each worker still sees min(its share, the quota) and together they ask more."""
     worker, count = os.environ.get("PYTEST_XDIST_WORKER"), os.environ.get("PYTEST_XDIST_WORKER_COUNT")
     if not worker or not count or not MACHINE_CPUS:
         return
+    index = worker.removeprefix("gw")
     cpus, n = sorted(MACHINE_CPUS), int(count)
-    if n <= len(cpus):
-        os.sched_setaffinity(0, cpus[int(worker.removeprefix("gw")) % n::n])
+    if index.isdigit() and n <= len(cpus):  # xdist names its workers gw0, gw1, ...
+        os.sched_setaffinity(0, cpus[int(index) % n::n])
+
+
+@contextmanager
+def every_cpu() -> Iterator[None]:
+    """This process (and what it starts meanwhile) on every CPU of the run, even when
+    :func:`pin_to_share` pinned it: for tests about how many CPUs a process sees."""
+    if not MACHINE_CPUS:
+        yield
+        return
+    pinned = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, MACHINE_CPUS)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, pinned)

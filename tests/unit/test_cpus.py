@@ -6,9 +6,19 @@ import pytest
 
 from klarna_pd.cpus import available_cpus, cpu_quota
 
+from ..helpers import workers
+
 pytestmark = pytest.mark.unit
 
-AFFINITY = len(os.sched_getaffinity(0))
+# Every CPU of the run: on a pytest-xdist worker pinned to one CPU, each case below would expect
+# 1 and a quota that is not applied could not show (the fixture widens the affinity to match).
+AFFINITY = len(workers.MACHINE_CPUS) or len(os.sched_getaffinity(0))
+
+
+@pytest.fixture(autouse=True)
+def every_cpu():
+    with workers.every_cpu():
+        yield
 
 
 def _tree(tmp_path, files: dict[str, str]):
