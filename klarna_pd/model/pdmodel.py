@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import lightgbm as lgb
 import numpy as np
 
 from ..cpus import available_cpus
@@ -40,6 +39,7 @@ from . import calibration, single_row
 from .booster import load_booster
 from .calibration import Calibrator
 from .encoder import Encoder
+from .gbm import lgb
 
 BOOSTER_FILE = "booster.txt"
 ENCODER_FILE = "encoder.json"

@@ -145,3 +145,25 @@ print("ok")
 """
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-3000:]
+
+
+def test_scoring_loads_lightgbm_without_its_scikit_learn_and_pandas_glue():
+    """Where scikit-learn and pandas are installed (the dev venv), scoring still does not load them
+    (1 s of every server worker's and CLI's start, klarna_pd/model/gbm.py); they stay importable, and
+    training, which imports LightGBM first, keeps LightGBM's scikit-learn integration."""
+    scoring = """
+import sys
+import klarna_pd.model, klarna_pd.serving.scorer, klarna_pd.store.local, lightgbm.compat
+loaded = sorted(m for m in ("sklearn", "pandas") if m in sys.modules)
+assert not loaded and not lightgbm.compat.SKLEARN_INSTALLED, loaded
+import pandas, sklearn.base
+print("ok")
+"""
+    training = """
+import klarna_pd.training, lightgbm.compat
+assert lightgbm.compat.SKLEARN_INSTALLED and lightgbm.compat.PANDAS_INSTALLED
+print("ok")
+"""
+    for code in (scoring, training):
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+        assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-3000:]
