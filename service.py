@@ -20,6 +20,11 @@ from __future__ import annotations
 import gc
 import logging
 
+from klarna_pd.gbm import import_for_scoring
+
+# First: the workers only score, and LightGBM's scikit-learn and pandas glue costs them 1 s each.
+import_for_scoring()
+
 import bentoml
 from bentoml.exceptions import BentoMLException
 

@@ -14,7 +14,6 @@ import argparse
 import sys
 from pathlib import Path
 
-import lightgbm as lgb  # before klarna_pd, which loads LightGBM without its scikit-learn glue
 import numpy as np
 import pandas as pd
 
@@ -26,6 +25,7 @@ def sklearn_pipeline(model, sample: pd.DataFrame):
 
     The encoding step is fitted on ``sample`` (its categories are fixed to the model's levels).
     """
+    import lightgbm as lgb
     from sklearn.compose import ColumnTransformer
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import FunctionTransformer, OrdinalEncoder

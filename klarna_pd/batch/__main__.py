@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import DataError, ModelError, RemoteError
+from ..gbm import import_for_scoring
 
 
 def _output(text: str) -> Path:
@@ -69,6 +70,7 @@ def _model_dir(ref: str) -> Iterator[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    import_for_scoring()  # before the model's modules import LightGBM (klarna_pd/gbm.py)
     from bentoml.exceptions import NotFound
 
     from ..store.records import load_directory

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import re
 
+import lightgbm as lgb
+
 from ..errors import ModelError
-from .gbm import lgb
 
 _INT = r"-?[0-9]+"
 _FLOAT = r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?|[-+]?inf"

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import lightgbm as lgb
 import numpy as np
 
 from ..cpus import available_cpus
@@ -39,7 +40,6 @@ from . import calibration, single_row
 from .booster import load_booster
 from .calibration import Calibrator
 from .encoder import Encoder
-from .gbm import lgb
 
 BOOSTER_FILE = "booster.txt"
 ENCODER_FILE = "encoder.json"

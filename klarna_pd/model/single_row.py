@@ -18,9 +18,8 @@ from __future__ import annotations
 import ctypes
 import threading
 
+import lightgbm as lgb
 import numpy as np
-
-from .gbm import lgb
 
 _RAW_SCORE = 1  # C_API_PREDICT_RAW_SCORE
 _FLOAT64 = 1  # C_API_DTYPE_FLOAT64

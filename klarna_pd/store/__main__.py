@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from ..errors import ModelError, RemoteError
+from ..gbm import import_for_scoring
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -65,6 +66,7 @@ def _verify(ref: str, key: Path | None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    import_for_scoring()  # before the model's modules import LightGBM (klarna_pd/gbm.py)
     log = lambda m: print(m, file=sys.stderr)  # noqa: E731
     try:
         # BentoML is imported only where the local store is used: the chart's init container pulls

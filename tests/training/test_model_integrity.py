@@ -154,6 +154,8 @@ def test_training_signs_with_the_configured_key(synthetic_small, klarna_spec, tm
 
 _CHILD = """
 import sys
+from klarna_pd.gbm import import_for_scoring
+import_for_scoring()  # as a server worker does
 import numpy as np
 from klarna_pd.errors import ModelError
 from klarna_pd.model import PDModel

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -24,13 +25,14 @@ ALLOWED = {
     "versions": set(),
     "settings": {"cpus"},
     "cpus": set(),
+    "gbm": set(),
     "data": {"errors", "spec", "files"},
     "model": {"errors", "spec", "files", "data", "cpus"},
-    "store": {"errors", "spec", "files", "data", "model", "settings"},
+    "store": {"errors", "spec", "files", "data", "model", "settings", "gbm"},
     "training": {"errors", "spec", "files", "data", "model", "store", "versions", "synth", "settings", "cpus", "progress"},
     "synth": {"errors", "spec", "files", "data", "progress"},
     "serving": {"errors", "spec", "files", "data", "model", "versions", "settings"},
-    "batch": {"errors", "spec", "files", "data", "model", "store", "progress", "settings", "cpus"},
+    "batch": {"errors", "spec", "files", "data", "model", "store", "progress", "settings", "cpus", "gbm"},
     "cluster": set(),
     "client": set(),
 }
@@ -147,16 +149,21 @@ print("ok")
     assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-3000:]
 
 
-def test_scoring_loads_lightgbm_without_its_scikit_learn_and_pandas_glue():
-    """Where scikit-learn and pandas are installed (the dev venv), scoring still does not load them
-    (1 s of every server worker's and CLI's start, klarna_pd/model/gbm.py); they stay importable, and
-    training, which imports LightGBM first, keeps LightGBM's scikit-learn integration."""
-    scoring = """
+def test_servers_load_lightgbm_without_its_scikit_learn_and_pandas_glue(small_trained, bentoml_home):
+    """Where scikit-learn and pandas are installed (the dev venv), a server worker importing the
+    service still does not load them (1 s of every worker's start, klarna_pd/gbm.py); they stay
+    importable. A process using klarna_pd.model as a library, or training, keeps LightGBM whole."""
+    serving = """
 import sys
-import klarna_pd.model, klarna_pd.serving.scorer, klarna_pd.store.local, lightgbm.compat
+import service, lightgbm.compat
 loaded = sorted(m for m in ("sklearn", "pandas") if m in sys.modules)
 assert not loaded and not lightgbm.compat.SKLEARN_INSTALLED, loaded
 import pandas, sklearn.base
+print("ok")
+"""
+    library = """
+import klarna_pd.model, lightgbm
+lightgbm.LGBMClassifier()  # raises where lightgbm.compat found no scikit-learn
 print("ok")
 """
     training = """
@@ -164,6 +171,7 @@ import klarna_pd.training, lightgbm.compat
 assert lightgbm.compat.SKLEARN_INSTALLED and lightgbm.compat.PANDAS_INSTALLED
 print("ok")
 """
-    for code in (scoring, training):
-        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
-        assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-3000:]
+    env = {**os.environ, "BENTOML_HOME": str(bentoml_home), "KLARNA_PD_MODEL_TAG": small_trained.model_tag}
+    for code in (serving, library, training):
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env)
+        assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-3000:]
