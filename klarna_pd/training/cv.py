@@ -96,8 +96,9 @@ class TrainConfig:
         min_level_count: training rows a categorical level needs for its own code.
         monotone: apply the spec's monotone constraints.
         predictor: what is served: ``"refit"``, one booster refit on all labelled rows for the
-            folds' mean number of rounds (the default), or ``"folds"``, the mean margin of the fold
-            models merged into one booster (k times the trees).
+            folds' mean number of rounds, or ``"folds"``, the mean margin of the fold models merged
+            into one booster (k times the trees). Default (None): ``"folds"`` for a tuned run
+            (each fold may win different parameters), ``"refit"`` otherwise.
         repeats: repeated stratified cross-validation, each repeat with its own seed
             (``seed``, ``seed + 1``, ...): a row's OOF margin is the mean over the repeats, and
             every repeat's fold models join the served mean.
@@ -117,11 +118,15 @@ class TrainConfig:
     early_stopping_rounds: int = 100
     min_level_count: int = 20
     monotone: bool = True
-    predictor: str = "refit"
+    predictor: str | None = None
     repeats: int = 1
     tune_seconds: float = 0.0
     tune_trials: int = 0
     constraint_sets: Mapping[str, Mapping[str, int | None]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.predictor is None:  # the one place this default is decided (train.py passes None)
+            object.__setattr__(self, "predictor", "folds" if self.tuned else "refit")
 
     def lgb_params(self, encoder: Encoder, monotone: Mapping[str, int] | None = None) -> dict[str, Any]:
         """LightGBM parameters: the defaults, this config's overrides, the seed and the constraints.
@@ -133,7 +138,8 @@ class TrainConfig:
         """
         params = dict(DEFAULT_PARAMS)
         params.update(self.params)
-        params.setdefault("num_threads", available_cpus())
+        if not params.get("num_threads"):  # unset or 0: one per CPU this process may use, as in scoring
+            params["num_threads"] = available_cpus()
         params["seed"] = self.seed
         features = encoder.spec.features
         if monotone is None:

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from klarna_pd.cpus import available_cpus
 from klarna_pd.data.files import read_dataset
 from klarna_pd.model.encoder import Encoder
 from klarna_pd.training import TrainConfig, train
@@ -60,6 +61,18 @@ def test_a_tuned_run_serves_its_fold_models_and_reports_the_search(synthetic_sma
     assert m["predictor"]["fold_models"] == 3
     with pytest.raises(ValueError, match="predictor must be 'folds', got 'refit'"):
         train(dataset, TrainConfig(folds=3, tune_trials=1, predictor="refit"), log=lambda *_: None)
+
+
+def test_the_library_decides_the_default_predictor_and_threads(encoded):
+    """One rule for the CLI and the library: a tuned run serves its fold models, others the refit;
+    0 threads, as in scoring, means one per CPU the process may use (not LightGBM's every core)."""
+    assert TrainConfig().predictor == "refit"
+    assert TrainConfig(tune_trials=2).predictor == TrainConfig(tune_seconds=5).predictor == "folds"
+    assert TrainConfig(tune_trials=2, predictor="folds").predictor == "folds"
+    _, _, encoder = encoded
+    for params in ({}, {"num_threads": 0}):
+        assert TrainConfig(params=params).lgb_params(encoder)["num_threads"] == available_cpus()
+    assert TrainConfig(params={"num_threads": 3}).lgb_params(encoder)["num_threads"] == 3
 
 
 def test_repeats_and_constraint_sets(synthetic_small, klarna_spec):
