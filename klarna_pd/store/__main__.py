@@ -66,7 +66,8 @@ def _verify(ref: str, key: Path | None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    import_for_scoring()  # before the model's modules import LightGBM (klarna_pd/gbm.py)
+    if args.command != "keygen":  # the others load models: LightGBM first (klarna_pd/gbm.py)
+        import_for_scoring()
     log = lambda m: print(m, file=sys.stderr)  # noqa: E731
     try:
         # BentoML is imported only where the local store is used: the chart's init container pulls
