@@ -149,16 +149,27 @@ print("ok")
     assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-3000:]
 
 
-def test_servers_load_lightgbm_without_its_scikit_learn_and_pandas_glue(small_trained, bentoml_home):
+def test_servers_and_clis_load_lightgbm_without_its_scikit_learn_and_pandas_glue(small_trained, bentoml_home,
+                                                                                 synthetic_small, tmp_path):
     """Where scikit-learn and pandas are installed (the dev venv), a server worker importing the
-    service still does not load them (1 s of every worker's start, klarna_pd/gbm.py); they stay
-    importable. A process using klarna_pd.model as a library, or training, keeps LightGBM whole."""
+    service, and the batch CLI scoring a file, still do not load scikit-learn through LightGBM (1 s
+    of every start, klarna_pd/gbm.py); it stays importable. A process using klarna_pd.model as a
+    library, or training, keeps LightGBM whole."""
     serving = """
 import sys
 import service, lightgbm.compat
 loaded = sorted(m for m in ("sklearn", "pandas") if m in sys.modules)
 assert not loaded and not lightgbm.compat.SKLEARN_INSTALLED, loaded
 import pandas, sklearn.base
+print("ok")
+"""
+    batch = f"""
+import sys
+from klarna_pd.batch.__main__ import main
+assert main(["--model", {small_trained.model_tag!r}, "--input", {str(synthetic_small)!r},
+             "--output", {str(tmp_path / "scores.csv")!r}, "--quiet"]) == 0
+import lightgbm.compat
+assert "sklearn" not in sys.modules and not lightgbm.compat.SKLEARN_INSTALLED
 print("ok")
 """
     library = """
@@ -172,6 +183,6 @@ assert lightgbm.compat.SKLEARN_INSTALLED and lightgbm.compat.PANDAS_INSTALLED
 print("ok")
 """
     env = {**os.environ, "BENTOML_HOME": str(bentoml_home), "KLARNA_PD_MODEL_TAG": small_trained.model_tag}
-    for code in (serving, library, training):
+    for code in (serving, batch, library, training):
         proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env)
         assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-3000:]
