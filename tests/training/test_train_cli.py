@@ -70,3 +70,12 @@ def test_make_run_reuses_and_make_train_forces():
     env = subprocess.run(["make", "--eval", "print-env: ; @echo $$BENTOML_DO_NOT_TRACK", "print-env"],
                          cwd=ROOT, capture_output=True, text=True, check=True, env={"PATH": os.environ["PATH"]})
     assert env.stdout.strip() == "True"
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--folds", "1"]], ids=["help", "bad-flag"])
+def test_help_and_flag_errors_answer_before_the_training_stack_loads(args):
+    proc = subprocess.run([sys.executable, "-X", "importtime", "train.py", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == (0 if args == ["--help"] else 2), proc.stderr[-2000:]
+    imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    assert not imported & {"lightgbm", "sklearn", "pandas"}, sorted(imported & {"lightgbm", "sklearn", "pandas"})
