@@ -78,4 +78,5 @@ def test_help_and_flag_errors_answer_before_the_training_stack_loads(args):
                           text=True, timeout=60)
     assert proc.returncode == (0 if args == ["--help"] else 2), proc.stderr[-2000:]
     imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
-    assert not imported & {"lightgbm", "sklearn", "pandas"}, sorted(imported & {"lightgbm", "sklearn", "pandas"})
+    training_stack = imported & {"lightgbm", "sklearn", "pandas"}
+    assert not training_stack, sorted(training_stack)
