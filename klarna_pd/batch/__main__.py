@@ -46,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--strict", action="store_true", help="stop at the first bad row; write nothing")
     parser.add_argument("--chunk-mb", type=_chunk_mb, default=8, help="input read per chunk, MiB (local engine; default 8)")
     parser.add_argument("--spark-master", default=None, help="Spark master, e.g. local[4] (default: from spark-submit)")
+    parser.add_argument("--compiled-trees", action="store_true",
+                        help="score with the trees compiled to machine code (lleaves, "
+                             "requirements-compiled.txt): the same PDs, ~10x faster trees, ~1 s to compile")
     parser.add_argument("--quiet", action="store_true", help="no progress line")
     return parser
 
@@ -84,13 +87,16 @@ def main(argv: list[str] | None = None) -> int:
             if args.engine == "local":
                 from .local import score_file
 
+                if args.compiled_trees and not model.compile_trees():
+                    print("warning: scoring with LightGBM, the trees could not be compiled (see above)", file=sys.stderr)
                 summary = score_file(model, args.input, args.output, rejects_path=args.rejects, strict=args.strict,
                                      chunk_bytes=args.chunk_mb << 20, progress=not args.quiet)
             else:
                 from .spark import score_file_spark
 
                 summary = score_file_spark(model_dir, model.spec, args.input, args.output, rejects_path=args.rejects,
-                                           strict=args.strict, master=args.spark_master)
+                                           strict=args.strict, master=args.spark_master,
+                                           compiled_trees=args.compiled_trees)
     except (DataError, ModelError, RemoteError, NotFound) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

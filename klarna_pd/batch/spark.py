@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 CORRUPT = "_corrupt_record"
-_models: dict[str, PDModel] = {}
+_models: dict[tuple[str, bool], PDModel] = {}
 _lock = threading.Lock()
 
 
@@ -62,12 +62,16 @@ def session(master: str | None = None, app: str = "klarna-pd-batch") -> SparkSes
     )
 
 
-def _executor_model(path: str, trust_wire) -> PDModel:
+def _executor_model(path: str, trust_wire, compiled_trees: bool) -> PDModel:
+    key = (path, compiled_trees)
     with _lock:
-        if path not in _models:
+        if key not in _models:
             # The driver's trust travels with the task: an executor's environment may lack the key.
-            _models[path] = load_directory(path, trust=Trust.from_wire(trust_wire))
-        return _models[path]
+            model = load_directory(path, trust=Trust.from_wire(trust_wire))
+            if compiled_trees:
+                model.compile_trees()  # once per executor process, like the load
+            _models[key] = model
+        return _models[key]
 
 
 def read_text(spark: SparkSession, path: str, spec: DatasetSpec) -> DataFrame:
@@ -106,13 +110,17 @@ def count_rows(spark: SparkSession, path: str) -> int:
     return int(counts["n"]) - int(counts["files"])
 
 
-def score_dataframe(df: DataFrame, model_dir: str | Path, spec: DatasetSpec) -> DataFrame:
+def score_dataframe(
+    df: DataFrame, model_dir: str | Path, spec: DatasetSpec, *, compiled_trees: bool = False
+) -> DataFrame:
     """Score a Spark DataFrame of the spec's columns (text or typed).
 
     Args:
         df: rows to score; needs the id and every feature column.
         model_dir: a model directory (a store entry or a pulled model) on the driver.
         spec: the model's dataset spec.
+        compiled_trees: executors score with the booster compiled (:meth:`PDModel.compile_trees`;
+            needs lleaves on the executors, else LightGBM scores): the same PDs.
 
     Returns:
         A DataFrame of ``<id>, pd, column, reason``: ``pd`` for scored rows; ``column`` and
@@ -129,7 +137,7 @@ def score_dataframe(df: DataFrame, model_dir: str | Path, spec: DatasetSpec) -> 
     def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         from pyspark import SparkFiles
 
-        model = _executor_model(SparkFiles.get(name), trust_wire)
+        model = _executor_model(SparkFiles.get(name), trust_wire, compiled_trees)
         for pdf in batches:
             corrupt = pdf.pop(CORRUPT) if CORRUPT in pdf.columns else pd.Series([None] * len(pdf))
             malformed = corrupt.notna().to_numpy()
@@ -170,6 +178,7 @@ def score_file_spark(
     rejects_path: str | Path | None = None,
     strict: bool = False,
     master: str | None = None,
+    compiled_trees: bool = False,
 ):
     """Score a file on Spark and write the output (and rejects) like the local engine does.
 
@@ -184,10 +193,12 @@ def score_file_spark(
     started = time.perf_counter()
     spark = session(master)
     if "://" in str(output_path):
-        return _write_with_spark(spark, model_dir, spec, input_path, str(output_path), strict=strict, started=started)
+        return _write_with_spark(spark, model_dir, spec, input_path, str(output_path), strict=strict,
+                                 started=started, compiled_trees=compiled_trees)
     output_path = Path(output_path)
     rejects_path = Path(rejects_path) if rejects_path is not None else default_rejects(output_path)
-    scored_df = score_dataframe(read_text(spark, input_path, spec), model_dir, spec)
+    scored_df = score_dataframe(read_text(spark, input_path, spec), model_dir, spec,
+                                compiled_trees=compiled_trees)
     rows_in = count_rows(spark, input_path)
     ledger = IdLedger()
     with open_sinks(output_path, rejects_path, spec.id, spec.separator) as (scores, refused):
@@ -220,7 +231,8 @@ def score_file_spark(
     return BatchSummary.of(input_path, output_path, rejects_path, rows_in, scores.count, refused.count, started)
 
 
-def _write_with_spark(spark, model_dir, spec: DatasetSpec, input_path: str, output: str, *, strict: bool, started: float):
+def _write_with_spark(spark, model_dir, spec: DatasetSpec, input_path: str, output: str, *, strict: bool,
+                      started: float, compiled_trees: bool):
     """Cluster-sized output: the executors write ``output`` (Parquet, or CSV if it ends in .csv)
     and ``<output>_rejects`` themselves; Spark's commit protocol publishes them only when the job
     succeeds (on S3, use the S3A magic committer). Duplicate ids are not looked for here: that
@@ -230,7 +242,8 @@ def _write_with_spark(spark, model_dir, spec: DatasetSpec, input_path: str, outp
     from .local import BatchSummary, check_rows
 
     rows_in = count_rows(spark, input_path)
-    scored = score_dataframe(read_text(spark, input_path, spec), model_dir, spec).cache()
+    scored = score_dataframe(read_text(spark, input_path, spec), model_dir, spec,
+                             compiled_trees=compiled_trees).cache()
     try:
         bad = scored.filter(F.col("reason").isNotNull())
         n_bad = bad.count()

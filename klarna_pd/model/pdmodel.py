@@ -70,6 +70,7 @@ class PDModel:
     metrics: dict[str, Any] = field(default_factory=dict)
     reference: dict[str, Any] = field(default_factory=dict)
     _single: Any = field(default=False, init=False, repr=False, compare=False)
+    _compiled: Any = field(default=None, init=False, repr=False, compare=False)
 
     # -- scoring --------------------------------------------------------------------------------
 
@@ -81,6 +82,20 @@ class PDModel:
             num_threads: LightGBM threads (0: one per CPU this process may use).
         """
         return self.predict_matrix(self.encoder.encode(batch), num_threads=num_threads)
+
+    def compile_trees(self) -> bool:
+        """Score batches of rows with the booster compiled to machine code (:mod:`.compiled`: the
+        same margins to the last bit, checked here, ~10x the rows per second). False, and
+        LightGBM keeps scoring, when lleaves is not installed or the check fails (logged)."""
+        from . import compiled
+
+        self._compiled = compiled.compile_booster(self.booster)
+        return self._compiled is not None
+
+    @property
+    def trees_compiled(self) -> bool:
+        """Whether batches are scored by the compiled trees (:meth:`compile_trees`)."""
+        return self._compiled is not None
 
     def predict_records(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
         """PDs of JSON-like records (feature name -> value, missing as None or absent).
@@ -95,7 +110,8 @@ class PDModel:
         LightGBM threads (0: one per CPU this process may use, not LightGBM's one per core).
 
         One row goes through LightGBM's single-row C API (:mod:`.single_row`): the same tree walk,
-        the same number, without ~15 us of per-call Python around it.
+        the same number, without ~15 us of per-call Python around it. Several rows go through the
+        compiled trees once :meth:`compile_trees` has made them: again the same numbers.
         """
         if len(matrix) == 0:
             return np.empty(0)
@@ -104,6 +120,8 @@ class PDModel:
                 self._single = single_row.make(self.booster)
             if self._single is not None:
                 return np.array([self._single.margin(matrix[0])])
+        if self._compiled is not None:
+            return self._compiled.margin(matrix, num_threads=num_threads or available_cpus())
         return self.booster.predict(matrix, raw_score=True, num_threads=num_threads or available_cpus())
 
     def predict_matrix(self, matrix: np.ndarray, *, num_threads: int = 0) -> np.ndarray:

@@ -65,6 +65,7 @@ class Scorer:
         scalar = {k: v for k, v in m.items() if isinstance(v, (int, float, str)) or v is None}
         return {
             **self.info,
+            "compiled_trees": self.model.trees_compiled,
             "metrics": {
                 **scalar,
                 "fold_auc": m.get("fold_auc"),

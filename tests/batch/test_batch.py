@@ -198,6 +198,22 @@ def test_spark_dataframe_function(spark, small_trained, small_model, expected, s
     np.testing.assert_array_equal(got, expected["pd"].to_numpy())
 
 
+def test_spark_executors_score_the_same_pds_with_compiled_trees(spark, small_trained, expected, synthetic_small, klarna_spec):
+    pytest.importorskip("lleaves", reason="requirements-compiled.txt is not installed")
+    import bentoml
+
+    from klarna_pd.batch.spark import _executor_model, read_text, score_dataframe
+    from klarna_pd.store.signing import Trust
+
+    path = bentoml.models.get(small_trained.model_tag).path
+    # What each executor's Python worker does first (here, in this process): load, then compile.
+    assert _executor_model(str(path), Trust.from_env().to_wire(), True).trees_compiled
+    df = read_text(spark, str(synthetic_small), klarna_spec)
+    out = score_dataframe(df, path, klarna_spec, compiled_trees=True).toPandas()
+    got = out[["uuid", "pd"]].set_index("uuid").loc[expected["uuid"], "pd"].to_numpy()
+    np.testing.assert_array_equal(got, expected["pd"].to_numpy())
+
+
 def test_spark_writes_cluster_sized_output_itself(spark, small_trained, expected, synthetic_small, klarna_spec, tmp_path):
     import bentoml
 

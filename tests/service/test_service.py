@@ -2,6 +2,7 @@
 
 import json
 import shutil
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -122,6 +123,7 @@ def test_metadata(server, small_trained):
     assert meta["spec"]["id"] == "uuid" and len(meta["spec"]["features"]) == 41
     assert meta["serving_library_versions"]["lightgbm"]
     assert meta["batching"]["max_batch_size"] >= 2
+    assert meta["compiled_trees"] is False  # KLARNA_PD_COMPILED_TREES is off by default
 
 
 def test_metrics_count_rejections_and_served_pds(server, sample_records):
@@ -182,6 +184,44 @@ def test_api_keys(keyed_server, sample_records):
         assert 0 < client.predict(records[:1])[0]["pd"] < 1
     log = open(proc.log_path).read()
     assert KEY not in log and "wrong-key-wrong-key" not in log and "z" * 20 not in log
+
+
+@pytest.fixture(scope="module")
+def compiled_server(small_trained):
+    pytest.importorskip("lleaves", reason="requirements-compiled.txt is not installed")
+    proc, url = start_server("service:KlarnaPD", env={"KLARNA_PD_MODEL_TAG": small_trained.model_tag,
+                                                      "KLARNA_PD_COMPILED_TREES": "true"})
+    try:
+        wait_ready(url)
+        yield url
+    finally:
+        stop_server(proc)
+
+
+def test_compiled_trees_serve_the_library_pds_to_the_last_bit(compiled_server, small_model, sample_records):
+    """KLARNA_PD_COMPILED_TREES: batches (JSON and Arrow bodies) go through the compiled trees,
+    one applicant through LightGBM's single-row API; every PD as the library's (which uses LightGBM)."""
+    import pyarrow as pa
+
+    _, records = sample_records
+    # Compiled in the background (the worker serves meanwhile, with LightGBM: the same PDs).
+    deadline = time.monotonic() + 60
+    while httpx.get(f"{compiled_server}/metadata").json()["compiled_trees"] is not True:
+        assert time.monotonic() < deadline, "the trees were not compiled within 60 s"
+        time.sleep(0.2)
+    expected = small_model.predict_records(records).tolist()
+    resp = post(compiled_server, "/predict", {"applicants": records})
+    assert resp.status_code == 200, resp.text
+    assert [r["pd"] for r in resp.json()] == expected
+    assert post(compiled_server, "/predict", {"applicants": records[:1]}).json()[0]["pd"] == expected[0]
+    table = pa.Table.from_pylist(records)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as w:
+        w.write_table(table)
+    resp = post(compiled_server, "/predict", content=sink.getvalue().to_pybytes(),
+                headers={"content-type": "application/vnd.apache.arrow.stream"})
+    assert resp.status_code == 200, resp.text
+    assert [r["pd"] for r in resp.json()] == expected
 
 
 def _damaged_copy(small_trained, bentoml_home, name: str, damage) -> str:
