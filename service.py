@@ -120,9 +120,8 @@ class KlarnaPD:
             logger.error("model refused, not serving: %s", exc)
             return
         if settings.compiled_trees:
-            # In the background: the compiled trees give the same bits, so requests scored by
-            # LightGBM meanwhile get the same PDs; a model of 3,265 trees (--predictor folds) took
-            # 30 s to compile here, too long to keep a worker from serving.
+            # In the background: requests scored by LightGBM meanwhile get the same PDs, and a
+            # model of 3,265 trees (--predictor folds) took 30-37 s to compile, too long to wait.
             threading.Thread(target=pd_model.compile_trees, name="compile-trees", daemon=True).start()
         STATE.scorer = Scorer(
             pd_model,

@@ -81,11 +81,9 @@ class Settings(BaseSettings):
     15-60 s; refreshed every second, they took 9.4 % of a loaded worker's samples)."""
 
     compiled_trees: bool = False
-    """Score requests of several applicants with the booster compiled to machine code (lleaves,
-    ``requirements-compiled.txt``; not in the service image): the same PDs to the last bit, checked
-    when compiled, ~10x faster trees. Each worker compiles in a background thread (1.4 s for 326
-    trees, 30 s for 3,265), LightGBM scoring meanwhile. Without lleaves the worker logs a warning
-    and LightGBM scores (klarna_pd/model/compiled.py)."""
+    """Score requests of several applicants with the trees compiled to machine code
+    (klarna_pd/model/compiled.py; needs ``requirements-compiled.txt``, which the service image does
+    not carry): the same PDs. Without lleaves the worker logs a warning and LightGBM scores."""
 
     workers: int = Field(default_factory=available_cpus, ge=1)
     """Server worker processes (each one core's worth of scoring); default: one per CPU the

@@ -69,7 +69,7 @@ def _executor_model(path: str, trust_wire, compiled_trees: bool) -> PDModel:
             # The driver's trust travels with the task: an executor's environment may lack the key.
             model = load_directory(path, trust=Trust.from_wire(trust_wire))
             if compiled_trees:
-                model.compile_trees()  # once per executor process, like the load
+                model.compile_trees()  # seconds: once per Python worker, not per partition
             _models[key] = model
         return _models[key]
 

@@ -1,27 +1,20 @@
 """The booster's trees compiled to machine code (lleaves, LLVM), bit for bit LightGBM's margins.
 
-LightGBM walks its trees as data: ~22 ns a tree per row here (140,000 rows/s for the 326 trees of
-the stand-in's model on one core), and that walk is most of the CPU time of large JSON and Arrow
-requests and of batch scoring (benchmarks/results/serve.md). lleaves compiles the same text model
-into one function per forest: 1.6 million rows/s on the same rows and core.
+LightGBM walks its trees as data, and that walk is most of the CPU time of large JSON and Arrow
+requests and of batch scoring; lleaves compiles the same text model into one function, 11 times
+LightGBM's rows per second on the stand-in's model (benchmarks/results/batch.md).
 
 Same bits, not just close: lleaves adds the trees of a block into a partial sum and the blocks into
-the margin, so with blocks of fewer trees than the model the margin rounds differently from
-LightGBM's, which adds tree by tree (93 % of the stand-in's rows differed, by up to 1.6e-14). One
-block holding every tree adds in LightGBM's order; then every one of the stand-in's 89,976
-labelled rows came out identical. The skew contract (the same PD on every path, to the last bit)
-rests on that, so :func:`compile_booster` also checks it on every model it compiles: rows made to
-fall on each split's threshold and on either side of it, missing values and unseen categories,
-through both predictors; a single differing bit and the model is scored by LightGBM (the reason is
-logged).
+the margin, so with blocks of fewer trees than the model (its default is 34) the margin rounds
+differently from LightGBM's, which adds tree by tree; one block holding every tree adds in
+LightGBM's order. The skew contract (the same PD on every path, to the last bit) rests on that, so
+:func:`compile_booster` checks it on every model it compiles, on rows that take every branch of
+every tree (:func:`parity_probe`); a single differing bit and LightGBM scores (logged).
 
-Optional (``requirements-compiled.txt``: lleaves and the llvmlite it was built against, ~110 MB);
-the service image does not carry it (issue 12's size line). Off unless asked for (the service's
-``KLARNA_PD_COMPILED_TREES``, the batch CLI's ``--compiled-trees``): compiling and checking the 326
-trees of the stand-in's model took 1.4 s, which pays back after some 200,000 rows, and 30 s for
-3,265 trees (LLVM's time grows faster than the one block it compiles). Contributions
-(reason codes) stay LightGBM's TreeSHAP. Nothing compiled is cached on disk: machine code is never
-read back from a file a bucket or another process could have written.
+Optional (``requirements-compiled.txt``, README "Serving": why it is not in the image) and off
+unless asked for (``PDModel.compile_trees``). Contributions (reason codes) stay LightGBM's TreeSHAP.
+Nothing compiled is cached on disk: machine code is never read back from a file a bucket or
+another process could have written.
 """
 
 from __future__ import annotations
@@ -43,17 +36,15 @@ PROBE_SEED = 20261130
 class CompiledTrees:
     """Raw margins of encoded rows from the compiled forest (float64, LightGBM's order of sums)."""
 
-    def __init__(self, model, n_features: int) -> None:
+    def __init__(self, model) -> None:
         self._model = model
-        self.n_features = n_features
 
     def margin(self, matrix: np.ndarray, *, num_threads: int = 1) -> np.ndarray:
-        """The raw margin of each row of ``matrix`` (n x ``n_features``); up to ``num_threads``
-        threads, one per 10,000 rows (the compiled function runs without the GIL)."""
+        """The raw margin of each encoded row; up to ``num_threads`` threads, one per 10,000 rows
+        (the compiled function runs without the GIL)."""
         if len(matrix) == 0:
             return np.empty(0)
-        threads = max(1, min(num_threads, len(matrix) // 10_000))
-        return self._model.predict(np.ascontiguousarray(matrix, dtype=np.float64), n_jobs=threads)
+        return self._model.predict(matrix, n_jobs=max(1, min(num_threads, len(matrix) // 10_000)))
 
 
 def available() -> bool:
@@ -70,8 +61,7 @@ def compile_booster(booster: lgb.Booster, *, block: int | None = None) -> Compil
 
     Args:
         booster: a binary LightGBM booster.
-        block: trees per block (default: all of them, LightGBM's order of sums; smaller blocks
-            round differently, and the parity check refuses them).
+        block: trees per block (default: all of them; see the module's docstring).
 
     Raises nothing: LightGBM stays the scorer whenever compiling is not possible.
     """
@@ -82,24 +72,22 @@ def compile_booster(booster: lgb.Booster, *, block: int | None = None) -> Compil
                     "scoring with LightGBM")
         return None
     trees = booster.num_trees()
-    text = booster.model_to_string()
     fd, path = tempfile.mkstemp(prefix="klarna-pd-booster-", suffix=".txt")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+            f.write(booster.model_to_string())
         model = lleaves.Model(model_file=path)
-        # One block of every tree: LightGBM's order of additions, so the same bits (module docstring).
         model.compile(raw_score=True, fblocksize=block or max(trees, 1))
-    except Exception as exc:  # LLVM or the model parser: never fatal, LightGBM still scores
+        compiled = CompiledTrees(model)
+        probe = parity_probe(booster)
+        expected = booster.predict(probe, raw_score=True, num_threads=1)
+        got = compiled.margin(probe)
+    except Exception as exc:  # LLVM, lleaves' parser, the check: never fatal, LightGBM still scores
         log.warning("could not compile the booster's %d trees (%s: %s): scoring with LightGBM",
                     trees, type(exc).__name__, exc)
         return None
     finally:
         os.unlink(path)
-    compiled = CompiledTrees(model, booster.num_feature())
-    probe = parity_probe(booster)
-    expected = booster.predict(probe, raw_score=True, num_threads=1)
-    got = compiled.margin(probe)
     differ = int(np.count_nonzero(expected.view(np.int64) != got.view(np.int64)))
     if differ:
         log.warning("the compiled trees differ from LightGBM on %d of %d probe rows (largest gap %.3g): "
@@ -108,14 +96,32 @@ def compile_booster(booster: lgb.Booster, *, block: int | None = None) -> Compil
     return compiled
 
 
-def parity_probe(booster: lgb.Booster, rows: int = PROBE_ROWS, seed: int = PROBE_SEED) -> np.ndarray:
-    """Rows that reach every kind of branch of ``booster``: per feature, each split threshold, the
-    next float above it and the one below, missing (NaN), zero, and for categorical splits each
-    category named, a code no split names and a negative code (LightGBM's missing)."""
+def parity_probe(booster: lgb.Booster, random_rows: int = PROBE_ROWS, seed: int = PROBE_SEED) -> np.ndarray:
+    """Rows that take every branch of every tree of ``booster``, and random rows besides.
+
+    For each split: a row that follows the path down to it and goes left there, one that goes
+    right, and one with the split's feature missing (NaN), so every leaf is reached. The other
+    features, and the random rows, take each feature's candidate values: every threshold and the
+    floats either side of it, 0 and +-1e-36 (LightGBM counts |x| <= 1e-35 as zero), NaN, and for
+    categorical features every category named, the first codes past the largest one and past its
+    32-bit word, and -1 (missing).
+    """
     n_features = booster.num_feature()
-    candidates: list[set[float]] = [{np.nan, 0.0} for _ in range(n_features)]
+    roots = [tree["tree_structure"] for tree in booster.dump_model()["tree_info"]]
+    # dump_model's JSON writes an infinite threshold as 1e300 (a split only a missing value passes
+    # to the right); the text model has the thresholds as they are.
+    exact = _thresholds(booster.model_to_string())
+    for tree, root in zip(exact, roots):
+        stack = [root]
+        while stack:
+            node = stack.pop()
+            if "split_feature" in node:
+                if node["decision_type"] != "==":
+                    node["threshold"] = tree[node["split_index"]]
+                stack.extend((node["left_child"], node["right_child"]))
+    candidates: list[set[float]] = [{0.0, 1e-36, -1e-36} for _ in range(n_features)]
     categorical = [False] * n_features
-    stack = [tree["tree_structure"] for tree in booster.dump_model()["tree_info"]]
+    stack = list(roots)
     while stack:
         node = stack.pop()
         if "split_feature" not in node:
@@ -123,15 +129,77 @@ def parity_probe(booster: lgb.Booster, rows: int = PROBE_ROWS, seed: int = PROBE
         j = node["split_feature"]
         if node["decision_type"] == "==":
             categorical[j] = True
-            candidates[j].update(float(c) for c in str(node["threshold"]).split("||"))
+            candidates[j].update(_categories(node))
         else:
             t = float(node["threshold"])
             candidates[j].update((t, float(np.nextafter(t, np.inf)), float(np.nextafter(t, -np.inf))))
         stack.extend((node["left_child"], node["right_child"]))
     for j in range(n_features):
         if categorical[j]:
-            named = [v for v in candidates[j] if v == v]
-            candidates[j].update((max(named) + 1.0, -1.0))
+            top = max(candidates[j])
+            candidates[j].update((top + 1.0, 32.0 * (top // 32 + 1), -1.0))
+    # Depth first, carrying what the path so far asks of each feature: per row to make, the path
+    # it follows (feature -> rule) and the feature it leaves missing, if any.
+    asks: list[tuple[dict, int | None]] = []
+    work = [(root, {}) for root in roots]
+    while work:
+        node, path = work.pop()
+        if "split_feature" not in node:
+            continue
+        j = node["split_feature"]
+        for child, side in ((node["left_child"], "left"), (node["right_child"], "right")):
+            down = {**path, j: _narrow(path.get(j), node, side)}
+            asks.append((down, None))
+            work.append((child, down))
+        asks.append((path, j))  # ... and that feature missing
     rng = np.random.default_rng(seed)
-    columns = [rng.choice(np.array(sorted(c, key=lambda v: (v != v, v))), size=rows) for c in candidates]
-    return np.ascontiguousarray(np.column_stack(columns), dtype=np.float64)
+    n = random_rows + len(asks)
+    rows = np.column_stack([np.array(sorted(c))[rng.integers(len(c), size=n)] for c in candidates])
+    rows[rng.random(rows.shape) < 0.1] = np.nan  # missing often, whatever the number of candidates
+    for i, (path, missing) in enumerate(asks, start=random_rows):
+        _on_path(rows[i], path)
+        if missing is not None:
+            rows[i, missing] = np.nan
+    return rows
+
+
+def _thresholds(text: str) -> list[list[float]]:
+    """Each tree's ``threshold=`` line of a text model, parsed."""
+    return [[float(v) for v in line[len("threshold="):].split(" ")] if line else []
+            for line in (next((ln for ln in block.split("\n") if ln.startswith("threshold=")), "")
+                         for block in text.split("\nTree=")[1:])]
+
+
+def _categories(node: dict) -> list[float]:
+    return [float(c) for c in str(node["threshold"]).split("||")]
+
+
+def _narrow(rule: tuple | None, node: dict, side: str) -> tuple:
+    """A feature's rule on the path, narrowed by one more split: ("num", low, high) for
+    low < x <= high, ("cat", allowed or None, refused) for category codes."""
+    if node["decision_type"] == "==":
+        _, allowed, refused = rule or ("cat", None, frozenset())
+        named = frozenset(_categories(node))
+        if side == "left":
+            return "cat", named if allowed is None else allowed & named, refused
+        return "cat", allowed, refused | named
+    _, low, high = rule or ("num", -np.inf, np.inf)
+    t = float(node["threshold"])
+    return ("num", low, min(high, t)) if side == "left" else ("num", max(low, t), high)
+
+
+def _on_path(row: np.ndarray, path: dict) -> None:
+    for j, rule in path.items():
+        if rule[0] == "cat":
+            _, allowed, refused = rule
+            options = sorted(allowed - refused) if allowed is not None else \
+                [c for c in range(int(max(refused, default=0)) + 2) if c not in refused]
+            row[j] = options[0] if options else row[j]
+        else:
+            _, low, high = rule
+            if low == np.inf:
+                row[j] = np.nan  # right of an infinite threshold: only a missing value goes there
+            elif np.isfinite(high):
+                row[j] = high  # on the threshold: where "<=" and "<" would part
+            elif np.isfinite(low):
+                row[j] = np.nextafter(low, np.inf)

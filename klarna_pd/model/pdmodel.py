@@ -85,8 +85,8 @@ class PDModel:
 
     def compile_trees(self) -> bool:
         """Score batches of rows with the booster compiled to machine code (:mod:`.compiled`: the
-        same margins to the last bit, checked here, ~10x the rows per second). False, and
-        LightGBM keeps scoring, when lleaves is not installed or the check fails (logged)."""
+        same margins to the last bit, checked here). False, and LightGBM keeps scoring, when
+        lleaves is not installed or the check fails (logged)."""
         from . import compiled
 
         self._compiled = compiled.compile_booster(self.booster)
@@ -120,8 +120,9 @@ class PDModel:
                 self._single = single_row.make(self.booster)
             if self._single is not None:
                 return np.array([self._single.margin(matrix[0])])
-        if self._compiled is not None:
-            return self._compiled.margin(matrix, num_threads=num_threads or available_cpus())
+        compiled = self._compiled  # once: compile_trees may replace it from another thread
+        if compiled is not None:
+            return compiled.margin(matrix, num_threads=num_threads or available_cpus())
         return self.booster.predict(matrix, raw_score=True, num_threads=num_threads or available_cpus())
 
     def predict_matrix(self, matrix: np.ndarray, *, num_threads: int = 0) -> np.ndarray:

@@ -66,17 +66,28 @@ def test_deep_trees_with_categorical_splits_compile_to_the_same_bits(matrix, fre
         num_boost_round=60,
     )
     assert "==" in str(booster.dump_model())  # categorical splits present
+    _assert_probe_reaches_every_leaf(booster)
     trees = compiled.compile_booster(booster)
     assert trees is not None
+    np.testing.assert_array_equal(_bits(trees.margin(matrix)),
+                                  _bits(booster.predict(matrix, raw_score=True, num_threads=1)))
+
+
+def test_the_parity_probe_takes_every_branch_of_the_served_model(fresh_model):
+    _assert_probe_reaches_every_leaf(fresh_model.booster)
+
+
+def _assert_probe_reaches_every_leaf(booster):
     probe = compiled.parity_probe(booster)
-    for rows in (probe, matrix):
-        np.testing.assert_array_equal(_bits(trees.margin(rows)),
-                                      _bits(booster.predict(rows, raw_score=True, num_threads=1)))
+    assert np.isnan(probe).any() and (probe == 1e-36).any()
+    reached = booster.predict(probe, pred_leaf=True, num_threads=1)  # rows x trees: the leaf each row ends in
+    for t, tree in enumerate(booster.dump_model()["tree_info"]):
+        assert set(reached[:, t]) == set(range(tree["num_leaves"])), f"tree {t}: leaves never reached"
 
 
 def test_another_order_of_sums_is_refused_and_lightgbm_scores(fresh_model, caplog):
-    """lleaves' default blocks of 34 trees add partial sums: off by an ulp here and there, and the
-    load-time check must see it."""
+    """lleaves' default blocks of 34 trees add partial sums: off in the last bits for some rows,
+    which the check must see."""
     with caplog.at_level(logging.WARNING, logger="klarna_pd.model.compiled"):
         assert compiled.compile_booster(fresh_model.booster, block=34) is None
     assert "differ from LightGBM on" in caplog.text and "scoring with LightGBM" in caplog.text
