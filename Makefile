@@ -15,10 +15,10 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run train serve test bench clean browser
 
-$(STAMP): requirements.txt requirements-serve.txt requirements-dev.txt requirements-spark.txt requirements-ops.txt requirements-compiled.txt pyproject.toml
+$(STAMP): requirements.txt requirements-serve.txt requirements-dev.txt requirements-spark.txt requirements-ops.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.txt -r requirements-dev.txt -r requirements-spark.txt -r requirements-ops.txt -r requirements-compiled.txt
+	$(BIN)/python -m pip install --quiet -r requirements.txt -r requirements-dev.txt -r requirements-spark.txt -r requirements-ops.txt
 	$(BIN)/python -m pip install --quiet --no-deps --editable .
 	touch $(STAMP)
 

@@ -8,7 +8,7 @@ Measured in one run on the same model and machine:
 - raw ``Booster.predict`` on an in-memory array of the 1M-row file (the ceiling);
 - ``python -m klarna_pd.batch`` end to end (CSV in, CSV out) for each row count, each run its own
   process (wall time, peak RSS from wait4);
-- the same with ``--compiled-trees`` (the trees compiled by lleaves, requirements-compiled.txt),
+- the same with ``--compiled-trees`` (the trees compiled by lleaves),
   its runs interleaved with the plain ones, and the compiled trees' in-memory ceiling;
 - the same with ``--engine spark --spark-master local[2]`` on the first row count.
 
@@ -96,7 +96,7 @@ def main() -> int:
 
     with_compiled = not args.no_compiled
     if with_compiled and not compiled.available():
-        raise SystemExit("lleaves is not installed (requirements-compiled.txt); or run with --no-compiled")
+        raise SystemExit("lleaves is not installed (requirements-serve.txt); or run with --no-compiled")
 
     raw: dict = {"local": {}, "spark": None}
     rows_out = []

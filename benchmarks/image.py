@@ -142,7 +142,7 @@ def main() -> int:
         rows.append([variant, f"{r['size'] / 1e6:,.0f} MB", "yes" if r["size"] < 600e6 else "no", f"{r['build_s']:.0f} s", start])
     notes = [
         f"The bentofile builds with `{shipped}`. Build: `bentoml containerize --backend podman --opt no-cache` "
-        "(Dockerfile.template: BentoML's Debian template without compilers, the venv built in a stage of its own, test suites and unused pyarrow modules left out, libraries stripped; `default-template`: BentoML's own), "
+        "(Dockerfile.template: BentoML's Debian template without compilers, the venv built in a stage of its own, test suites, unused pyarrow modules and the SciPy the server never imports left out, libraries stripped; `default-template`: BentoML's own; every variant carries lleaves and llvmlite's LLVM, the compiled trees), "
         "network and package index of this machine. "
         f"Cold start: median of {args.starts} `podman kube play` runs of the chart's Deployment (default values, model "
         "built into the image) to /readyz 200 inside the pod. "

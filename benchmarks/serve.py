@@ -10,7 +10,7 @@ on the same two cores, as a client on the node would. Every BentoML server has 2
   (the issue's ceiling) and from an ASGI middleware, with BentoML's defaults and then with each
   setting the real service uses (access log off, request metrics off, tracing excluded);
 - ``klarna-pd``: the service as configured by default (batching off), with adaptive batching, and
-  with the compiled trees (``KLARNA_PD_COMPILED_TREES``, needs requirements-compiled.txt);
+  with the compiled trees (``KLARNA_PD_COMPILED_TREES``, on in the chart);
 - ``reference``: Flask + waitress, one-row DataFrame + scikit-learn Pipeline on the same trees.
 
 Also: the burst-then-quiet sequence (latency memory), 1,000-applicant JSON bodies, 10,000-row
@@ -206,7 +206,7 @@ def main() -> int:
         deadline = time.monotonic() + 120  # each worker compiles in the background
         while httpx.get(servers[COMPILED][1] + "/metadata").json().get("compiled_trees") is not True:
             if time.monotonic() > deadline:
-                raise SystemExit("the compiled-trees server scores with LightGBM: install requirements-compiled.txt")
+                raise SystemExit("the compiled-trees server scores with LightGBM: is lleaves installed?")
             time.sleep(0.5)
         if _check_arrow_matches_json(servers[COMPILED][1], arrow, records) != plain_pds:
             raise SystemExit("the compiled trees gave other PDs than LightGBM")

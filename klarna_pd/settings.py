@@ -82,8 +82,9 @@ class Settings(BaseSettings):
 
     compiled_trees: bool = False
     """Score requests of several applicants with the trees compiled to machine code
-    (klarna_pd/model/compiled.py; needs ``requirements-compiled.txt``, which the service image does
-    not carry): the same PDs. Without lleaves the worker logs a warning and LightGBM scores."""
+    (klarna_pd/model/compiled.py): the same PDs. Off here, where every test and ``bentoml serve``
+    would pay the compile at start; on in the chart. Without lleaves the worker logs a warning and
+    LightGBM scores."""
 
     workers: int = Field(default_factory=available_cpus, ge=1)
     """Server worker processes (each one core's worth of scoring); default: one per CPU the

@@ -47,8 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--chunk-mb", type=_chunk_mb, default=8, help="input read per chunk, MiB (local engine; default 8)")
     parser.add_argument("--spark-master", default=None, help="Spark master, e.g. local[4] (default: from spark-submit)")
     parser.add_argument("--compiled-trees", action="store_true",
-                        help="score with the trees compiled to machine code (lleaves, "
-                             "requirements-compiled.txt): the same PDs, faster; compiling takes seconds")
+                        help="score with the trees compiled to machine code (lleaves): the same PDs, "
+                             "faster; compiling takes seconds")
     parser.add_argument("--quiet", action="store_true", help="no progress line")
     return parser
 
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
                 from .spark import score_file_spark
 
                 if args.compiled_trees and not compiled.available():  # the executors would only log it
-                    print("warning: lleaves is not installed here (requirements-compiled.txt); executors "
+                    print("warning: lleaves is not installed here (requirements-serve.txt); executors "
                           "without it score with LightGBM", file=sys.stderr)
                 summary = score_file_spark(model_dir, model.spec, args.input, args.output, rejects_path=args.rejects,
                                            strict=args.strict, master=args.spark_master,

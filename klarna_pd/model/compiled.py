@@ -11,8 +11,8 @@ LightGBM's order. The skew contract (the same PD on every path, to the last bit)
 :func:`compile_booster` checks it on every model it compiles, on rows that take every branch of
 every tree (:func:`parity_probe`); a single differing bit and LightGBM scores (logged).
 
-Optional (``requirements-compiled.txt``, README "Serving": why it is not in the image) and off
-unless asked for (``PDModel.compile_trees``). Contributions (reason codes) stay LightGBM's TreeSHAP.
+In the server's requirements (``requirements-serve.txt``; the ``compiled`` extra of the package)
+and imported only when asked for (``PDModel.compile_trees``). Contributions (reason codes) stay LightGBM's TreeSHAP.
 Nothing compiled is cached on disk: machine code is never read back from a file a bucket or
 another process could have written.
 """
@@ -68,7 +68,7 @@ def compile_booster(booster: lgb.Booster, *, block: int | None = None) -> Compil
     try:
         import lleaves
     except ImportError:
-        log.warning("compiled trees asked for, but lleaves is not installed (requirements-compiled.txt): "
+        log.warning("compiled trees asked for, but lleaves is not installed (requirements-serve.txt): "
                     "scoring with LightGBM")
         return None
     trees = booster.num_trees()

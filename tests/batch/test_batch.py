@@ -200,7 +200,6 @@ def test_spark_dataframe_function(spark, small_trained, small_model, expected, s
 
 def test_spark_executors_score_the_same_pds_with_compiled_trees(spark, small_trained, expected, synthetic_small,
                                                                 klarna_spec):
-    pytest.importorskip("lleaves", reason="requirements-compiled.txt is not installed")
     import bentoml
 
     from klarna_pd.batch.spark import read_text, score_dataframe

@@ -47,8 +47,8 @@ def test_it_holds_the_servers_requirements_not_trainings(image):
 
 def test_size(image):
     """Issue 12's line: under 600 MB on the stand-in base (requirements-serve.txt, venv built in its
-    own stage, test suites and unused pyarrow modules left out, libraries stripped; 747 MB before,
-    benchmarks/results/image.md)."""
+    own stage, test suites, unused pyarrow modules and the SciPy the server never imports left out,
+    libraries stripped; llvmlite's LLVM in; 747 MB before, benchmarks/results/image.md)."""
     size = image_size(image)
     print(f"image {size / 1e6:.0f} MB")
     assert size < 600_000_000

@@ -59,6 +59,11 @@ def test_the_chart_settings_reached_the_server(default_pod):
                                 "max_batch_size": values["maxBatchSize"], "max_latency_ms": values["maxLatencyMs"]}
     assert info["limits"] == {"max_applicants": values["maxApplicants"], "max_body_bytes": values["maxBodyBytes"],
                               "max_reasons": values["maxReasons"]}
+    # The chart turns the compiled trees on; each worker compiles them in the background.
+    deadline = time.monotonic() + 60
+    while json.loads(default_pod.http("GET", "/metadata")[1])["compiled_trees"] is not values["compiledTrees"]:
+        assert time.monotonic() < deadline, "the pod's worker did not compile its trees within 60 s"
+        time.sleep(0.5)
     assert _declared_body(default_pod, values["maxBodyBytes"]) == (200, "")
     status, message = _declared_body(default_pod, values["maxBodyBytes"] + 1)
     assert status == 413 and f"over the limit of {values['maxBodyBytes']:,} bytes" in message

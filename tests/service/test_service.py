@@ -188,7 +188,6 @@ def test_api_keys(keyed_server, sample_records):
 
 @pytest.fixture(scope="module")
 def compiled_server(small_trained):
-    pytest.importorskip("lleaves", reason="requirements-compiled.txt is not installed")
     proc, url = start_server("service:KlarnaPD", env={"KLARNA_PD_MODEL_TAG": small_trained.model_tag,
                                                       "KLARNA_PD_COMPILED_TREES": "true"})
     try:

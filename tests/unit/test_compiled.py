@@ -1,6 +1,4 @@
-"""The compiled trees (lleaves) against LightGBM: the same margins and PDs, bit for bit, or LightGBM.
-
-Needs requirements-compiled.txt (installed by ``make test``)."""
+"""The compiled trees (lleaves) against LightGBM: the same margins and PDs, bit for bit, or LightGBM."""
 
 import logging
 import subprocess
@@ -16,8 +14,6 @@ from klarna_pd.model import compiled
 from ..helpers.paths import ROOT
 
 pytestmark = pytest.mark.unit
-
-lleaves = pytest.importorskip("lleaves", reason="requirements-compiled.txt is not installed")
 
 
 @pytest.fixture(scope="module")
