@@ -8,7 +8,8 @@ scripts/standin-base.sh) with a small model, once per requirement set:
 
 - ``default-template``: requirements.txt with BentoML's own Debian template (build-essential, git),
   the image before issue 12;
-- ``full``: requirements.txt (server, training, evaluation, batch scoring);
+- ``full``: requirements.txt (server, training, evaluation, batch scoring), for its size only: the
+  template's SciPy trim leaves scikit-learn unable to import there;
 - ``serve``: requirements-serve.txt (what the server and the init container need), as bentofile.yaml;
 - ``serve-no-pyarrow``: that without pyarrow (Arrow request bodies then fail).
 
