@@ -2,8 +2,9 @@
 
     python benchmarks/hostile.py [--model klarna-pd:latest] [--seconds 8]
 
-Against one `bentoml serve` worker (the pod's setting), default and with adaptive batching, three
-adversarial runs, each beside a prober that calls /livez every 100 ms:
+Against one `bentoml serve` worker (the pod's setting): default, with adaptive batching, and with
+the chart's settings (adaptive batching and the compiled trees, run once they are compiled), three
+adversarial runs each, beside a prober that calls /livez every 100 ms:
 
 - **poison + normal**: one connection sending an applicant with a 310-digit ordinal code, 16
   sending normal single applicants;
@@ -42,6 +43,15 @@ def _server(model: str, **env: str) -> tuple[Server, str]:
                          **env},
                     ready=f"http://127.0.0.1:{port}/readyz")
     return server, f"http://127.0.0.1:{port}"
+
+
+def _wait_compiled(url: str, env: dict[str, str], timeout: float = 120.0) -> None:
+    """With the compiled trees asked for, wait until the worker has them (it compiles in the background)."""
+    deadline = time.monotonic() + timeout
+    while env.get("KLARNA_PD_COMPILED_TREES") == "true" and not httpx.get(f"{url}/metadata").json()["compiled_trees"]:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"the worker did not compile its trees within {timeout:.0f} s")
+        time.sleep(0.2)
 
 
 def _worker(server: Server) -> psutil.Process:
@@ -139,16 +149,21 @@ def main() -> int:
     args = parser.parse_args()
     from serve import _records
 
-    records = _records(args.model, 10_000)
+    from klarna_pd.store.local import load_model
+
+    records = _records(load_model(args.model).spec, 10_000)
     one = json.dumps({"applicants": records[:1]}).encode()
     big = json.dumps({"applicants": records}).encode()
     rows, raw = [], {}
-    for mode, env in (("default", {}), ("batching on", {"KLARNA_PD_ADAPTIVE_BATCHING": "true"})):
+    modes = (("default", {}), ("batching on", {"KLARNA_PD_ADAPTIVE_BATCHING": "true"}),
+             ("the chart's", {"KLARNA_PD_ADAPTIVE_BATCHING": "true", "KLARNA_PD_COMPILED_TREES": "true"}))
+    for mode, env in modes:
         for name, run in (("poison + normal", lambda u: _poison(u, one, args.seconds)),
                           ("burst, then normal", lambda u: _burst(u, big, one, args.seconds)),
                           ("empty-object bodies", _empties)):
             server, url = _server(args.model, **env)  # a fresh worker: its peak RSS is this run's
             try:
+                _wait_compiled(url, env)
                 with Prober(url) as prober:
                     counts = run(url)
                 peak = _peak_mib(_worker(server))
