@@ -12,9 +12,9 @@ LightGBM's order. The skew contract (the same PD on every path, to the last bit)
 every tree (:func:`parity_probe`); a single differing bit and LightGBM scores (logged).
 
 In the server's requirements (``requirements-serve.txt``; the ``compiled`` extra of the package)
-and imported only when asked for (``PDModel.compile_trees``). Contributions (reason codes) stay LightGBM's TreeSHAP.
-Nothing compiled is cached on disk: machine code is never read back from a file a bucket or
-another process could have written.
+and imported only when asked for (``PDModel.compile_trees``). Contributions (reason codes) stay
+LightGBM's TreeSHAP. Nothing compiled is cached on disk: machine code is never read back from a
+file a bucket or another process could have written.
 """
 
 from __future__ import annotations
@@ -108,22 +108,16 @@ def parity_probe(booster: lgb.Booster, random_rows: int = PROBE_ROWS, seed: int 
     """
     n_features = booster.num_feature()
     roots = [tree["tree_structure"] for tree in booster.dump_model()["tree_info"]]
-    # dump_model's JSON writes an infinite threshold as 1e300 (a split only a missing value passes
-    # to the right); the text model has the thresholds as they are.
-    exact = _thresholds(booster.model_to_string())
-    for tree, root in zip(exact, roots):
-        stack = [root]
-        while stack:
-            node = stack.pop()
-            if "split_feature" in node:
-                if node["decision_type"] != "==":
-                    node["threshold"] = tree[node["split_index"]]
-                stack.extend((node["left_child"], node["right_child"]))
     candidates: list[set[float]] = [{0.0, 1e-36, -1e-36} for _ in range(n_features)]
     categorical = [False] * n_features
-    stack = list(roots)
-    while stack:
-        node = stack.pop()
+    # One walk, depth first, carrying what the path so far asks of each feature: per row to make,
+    # the path it follows (feature -> rule) and the feature it leaves missing, if any.
+    asks: list[tuple[dict, int | None]] = []
+    # dump_model's JSON writes an infinite threshold as 1e300 (a split only a missing value passes
+    # to the right); the text model has the thresholds as they are.
+    work = [(root, {}, exact) for root, exact in zip(roots, _thresholds(booster.model_to_string()))]
+    while work:
+        node, path, exact = work.pop()
         if "split_feature" not in node:
             continue
         j = node["split_feature"]
@@ -131,27 +125,17 @@ def parity_probe(booster: lgb.Booster, random_rows: int = PROBE_ROWS, seed: int 
             categorical[j] = True
             candidates[j].update(_categories(node))
         else:
-            t = float(node["threshold"])
+            node["threshold"] = t = exact[node["split_index"]]
             candidates[j].update((t, float(np.nextafter(t, np.inf)), float(np.nextafter(t, -np.inf))))
-        stack.extend((node["left_child"], node["right_child"]))
+        for child, side in ((node["left_child"], "left"), (node["right_child"], "right")):
+            down = {**path, j: _narrow(path.get(j), node, side)}
+            asks.append((down, None))
+            work.append((child, down, exact))
+        asks.append((path, j))  # ... and that feature missing
     for j in range(n_features):
         if categorical[j]:
             top = max(candidates[j])
             candidates[j].update((top + 1.0, 32.0 * (top // 32 + 1), -1.0))
-    # Depth first, carrying what the path so far asks of each feature: per row to make, the path
-    # it follows (feature -> rule) and the feature it leaves missing, if any.
-    asks: list[tuple[dict, int | None]] = []
-    work = [(root, {}) for root in roots]
-    while work:
-        node, path = work.pop()
-        if "split_feature" not in node:
-            continue
-        j = node["split_feature"]
-        for child, side in ((node["left_child"], "left"), (node["right_child"], "right")):
-            down = {**path, j: _narrow(path.get(j), node, side)}
-            asks.append((down, None))
-            work.append((child, down))
-        asks.append((path, j))  # ... and that feature missing
     rng = np.random.default_rng(seed)
     n = random_rows + len(asks)
     rows = np.column_stack([np.array(sorted(c))[rng.integers(len(c), size=n)] for c in candidates])

@@ -1,15 +1,14 @@
 """The chart's pod, started for real: the Deployment real Helm renders, run by `podman kube play`
 on the image `bentoml containerize` built, spoken to over the pod's loopback from inside the pod."""
 
-import io
 import json
 import re
 import time
 
-import pyarrow as pa
 import pytest
 import yaml
 
+from ..helpers.records import arrow_body
 from .podman import CHART, SERVER, Pod, chart_deployment, podman
 
 pytestmark = [pytest.mark.container, pytest.mark.slow]
@@ -42,11 +41,8 @@ def test_it_serves_the_same_pds_as_the_library(default_pod, small_trained, small
 
 def test_it_scores_an_arrow_body_the_same(default_pod, small_model, applicants):
     """Columnar bodies need pyarrow in the image (requirements-serve.txt)."""
-    sink = io.BytesIO()
-    table = pa.Table.from_pylist(applicants)
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    status, body = default_pod.http("POST", "/predict", sink.getvalue(), content_type="application/vnd.apache.arrow.stream")
+    status, body = default_pod.http("POST", "/predict", arrow_body(applicants),
+                                    content_type="application/vnd.apache.arrow.stream")
     assert status == 200, body
     assert [r["pd"] for r in json.loads(body)] == small_model.predict_records(applicants).tolist()
 

@@ -13,7 +13,7 @@ from klarna_pd.data.batch import Batch
 from klarna_pd.data.files import read_dataset
 
 from ..helpers.models import certain_default_booster, edit_record, signed_copy
-from ..helpers.records import records_of
+from ..helpers.records import arrow_body, records_of
 from ..helpers.servers import start_server, stop_server, wait_ready
 
 pytestmark = [pytest.mark.service]
@@ -200,8 +200,6 @@ def compiled_server(small_trained):
 def test_compiled_trees_serve_the_library_pds_to_the_last_bit(compiled_server, small_model, sample_records):
     """KLARNA_PD_COMPILED_TREES: batches (JSON and Arrow bodies) go through the compiled trees,
     one applicant through LightGBM's single-row API; every PD as the library's (which uses LightGBM)."""
-    import pyarrow as pa
-
     _, records = sample_records
     # Compiled in the background (the worker serves meanwhile, with LightGBM: the same PDs).
     deadline = time.monotonic() + 60
@@ -213,11 +211,7 @@ def test_compiled_trees_serve_the_library_pds_to_the_last_bit(compiled_server, s
     assert resp.status_code == 200, resp.text
     assert [r["pd"] for r in resp.json()] == expected
     assert post(compiled_server, "/predict", {"applicants": records[:1]}).json()[0]["pd"] == expected[0]
-    table = pa.Table.from_pylist(records)
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as w:
-        w.write_table(table)
-    resp = post(compiled_server, "/predict", content=sink.getvalue().to_pybytes(),
+    resp = post(compiled_server, "/predict", content=arrow_body(records),
                 headers={"content-type": "application/vnd.apache.arrow.stream"})
     assert resp.status_code == 200, resp.text
     assert [r["pd"] for r in resp.json()] == expected
