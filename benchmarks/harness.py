@@ -45,6 +45,18 @@ def wait_http(url: str, timeout: float = 120.0) -> None:
     raise RuntimeError(f"{url} did not answer 200 within {timeout} s")
 
 
+def wait_compiled(url: str, timeout: float = 120.0) -> None:
+    """Until the klarna-pd server at ``url`` scores with its compiled trees (its workers compile
+    them in the background after start); an error if it does not within ``timeout`` seconds."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while httpx.get(f"{url}/metadata").json().get("compiled_trees") is not True:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{url} still scores with LightGBM after {timeout:.0f} s: is lleaves installed?")
+        time.sleep(0.2)
+
+
 class Server:
     """A server process in its own session, stopped with its children."""
 

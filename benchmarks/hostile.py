@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import psutil
-from harness import ROOT, Server, free_port, write_results
+from harness import ROOT, Server, free_port, wait_compiled, write_results
 
 sys.path.insert(0, str(ROOT))
 
@@ -43,15 +43,6 @@ def _server(model: str, **env: str) -> tuple[Server, str]:
                          **env},
                     ready=f"http://127.0.0.1:{port}/readyz")
     return server, f"http://127.0.0.1:{port}"
-
-
-def _wait_compiled(url: str, env: dict[str, str], timeout: float = 120.0) -> None:
-    """With the compiled trees asked for, wait until the worker has them (it compiles in the background)."""
-    deadline = time.monotonic() + timeout
-    while env.get("KLARNA_PD_COMPILED_TREES") == "true" and not httpx.get(f"{url}/metadata").json()["compiled_trees"]:
-        if time.monotonic() > deadline:
-            raise SystemExit(f"the worker did not compile its trees within {timeout:.0f} s")
-        time.sleep(0.2)
 
 
 def _worker(server: Server) -> psutil.Process:
@@ -163,7 +154,8 @@ def main() -> int:
                           ("empty-object bodies", _empties)):
             server, url = _server(args.model, **env)  # a fresh worker: its peak RSS is this run's
             try:
-                _wait_compiled(url, env)
+                if env.get("KLARNA_PD_COMPILED_TREES") == "true":
+                    wait_compiled(url)
                 with Prober(url) as prober:
                     counts = run(url)
                 peak = _peak_mib(_worker(server))

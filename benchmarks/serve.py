@@ -31,7 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness import ROOT, Load, Server, free_port, median_load, tree_cpu_seconds, wrk, write_results
+from harness import ROOT, Load, Server, free_port, median_load, tree_cpu_seconds, wait_compiled, wrk, write_results
 
 sys.path.insert(0, str(ROOT))
 
@@ -146,8 +146,6 @@ def main() -> int:
     parser.add_argument("--no-profile", action="store_true")
     args = parser.parse_args()
 
-    import httpx
-
     from klarna_pd.store.local import load_model
 
     model = load_model(args.model)
@@ -203,11 +201,7 @@ def main() -> int:
     profiles: dict[str, dict[str, float]] = {}
     try:
         plain_pds = _check_arrow_matches_json(servers["klarna-pd"][1], arrow, records)
-        deadline = time.monotonic() + 120  # each worker compiles in the background
-        while httpx.get(servers[COMPILED][1] + "/metadata").json().get("compiled_trees") is not True:
-            if time.monotonic() > deadline:
-                raise SystemExit("the compiled-trees server scores with LightGBM: is lleaves installed?")
-            time.sleep(0.5)
+        wait_compiled(servers[COMPILED][1])
         if _check_arrow_matches_json(servers[COMPILED][1], arrow, records) != plain_pds:
             raise SystemExit("the compiled trees gave other PDs than LightGBM")
         for name, (srv, url) in servers.items():  # warm every server and its connections
