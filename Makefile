@@ -54,6 +54,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/train.py
 	$(BIN)/python benchmarks/serve.py
 	$(BIN)/python benchmarks/hostile.py
+	$(BIN)/python benchmarks/batching.py
 	$(BIN)/python benchmarks/batch.py
 	$(BIN)/python benchmarks/soak.py
 	$(BIN)/python benchmarks/image.py

@@ -25,6 +25,24 @@ def machine() -> str:
     return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
+def chart_server_env() -> dict[str, str]:
+    """The server's ``KLARNA_PD_*`` environment as the chart's default values render it (the real
+    Helm library, as the tests render the chart): benchmarks of "the chart's settings" follow the
+    chart when its values change."""
+    import helm_python as helm
+    import yaml
+
+    chart = helm.Chart.load(ROOT / "helm" / "klarna-pd")
+    out = chart.render(None, name="klarna-pd", namespace="risk", is_install=True)
+    docs = [d for path, text in out.items() if path.endswith(".yaml") for d in yaml.safe_load_all(text) if d]
+    (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
+    server = deployment["spec"]["template"]["spec"]["containers"][0]
+    # The pod's mounts and Secrets (verify key, model directory, API keys) are not the benchmark's.
+    pod_only = {"KLARNA_PD_VERIFY_KEY", "KLARNA_PD_MODEL_DIR", "KLARNA_PD_API_KEYS"}
+    return {e["name"]: e["value"] for e in server["env"]
+            if e["name"].startswith("KLARNA_PD_") and "value" in e and e["name"] not in pod_only}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -3,8 +3,9 @@
     python benchmarks/hostile.py [--model klarna-pd:latest] [--seconds 8]
 
 Against one `bentoml serve` worker (the pod's setting): default, with adaptive batching, and with
-the chart's settings (adaptive batching and the compiled trees, run once they are compiled), three
-adversarial runs each, beside a prober that calls /livez every 100 ms:
+the chart's settings (the environment its default values render: harness.chart_server_env; with the
+compiled trees, run once they are compiled), three adversarial runs each, beside a prober that
+calls /livez every 100 ms:
 
 - **poison + normal**: one connection sending an applicant with a 310-digit ordinal code, 16
   sending normal single applicants;
@@ -28,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import psutil
-from harness import ROOT, Server, free_port, wait_compiled, write_results
+from harness import ROOT, Server, chart_server_env, free_port, wait_compiled, write_results
 
 sys.path.insert(0, str(ROOT))
 
@@ -147,7 +148,7 @@ def main() -> int:
     big = json.dumps({"applicants": records}).encode()
     rows, raw = [], {}
     modes = (("default", {}), ("batching on", {"KLARNA_PD_ADAPTIVE_BATCHING": "true"}),
-             ("the chart's", {"KLARNA_PD_ADAPTIVE_BATCHING": "true", "KLARNA_PD_COMPILED_TREES": "true"}))
+             ("the chart's", chart_server_env()))
     for mode, env in modes:
         for name, run in (("poison + normal", lambda u: _poison(u, one, args.seconds)),
                           ("burst, then normal", lambda u: _burst(u, big, one, args.seconds)),

@@ -81,6 +81,16 @@ def test_the_large_values_variant_has_what_broke_and_more():
     assert settings["adaptiveBatching"] is False and settings["driftWindow"] == 0
 
 
+def test_the_default_pod_does_not_batch_and_a_variant_does(monkeypatch):
+    """Batching off by default: in the pod's shape BentoML's batcher served a sixth of the requests
+    and made a lone one wait ~66 ms (benchmarks/results/batching.md). Both values still render and
+    parse: the hpa-off variant turns it on."""
+    env = _server_env(None)
+    assert env["KLARNA_PD_ADAPTIVE_BATCHING"] == "false"
+    assert _settings_from(env, monkeypatch).adaptive_batching is False
+    assert _server_env(_values("hpa-off"))["KLARNA_PD_ADAPTIVE_BATCHING"] == "true"
+
+
 def test_integers_are_rendered_as_integers():
     env = _server_env(None)
     assert env["KLARNA_PD_MAX_BODY_BYTES"] == "16777216"  # was "1.6777216e+07"
