@@ -10,7 +10,12 @@ requirements and checked by a parity test (tests/unit/test_single_row.py: the sa
 bit, as ``Booster.predict``). If either name disappears, :func:`make` returns None and callers use
 ``Booster.predict``.
 
-A fast config holds buffers, so each thread gets its own.
+A fast config holds buffers, so each thread gets its own, and so does the row: each call copies
+the row into the thread's input buffer, whose pointer was made once. A pointer made per call
+(``row.ctypes.data_as``) is a ctypes object in a reference cycle (ctypes' ``cast``, CPython
+bpo-12836) that only the garbage collector frees: at 2,000 one-applicant requests a second they
+piled up into a collection of ~50,000 objects every ~11 s, a 55-60 ms pause of the worker each
+time (seen in the soak benchmark's p99).
 """
 
 from __future__ import annotations
@@ -45,17 +50,20 @@ class SingleRowPredictor:
             if err != 0:
                 raise RuntimeError(self._lib.LGBM_GetLastError().decode())
             self._local.config = config
+            self._local.row = np.empty(self._ncol, dtype=np.float64)
+            self._local.row_ptr = self._local.row.ctypes.data_as(ctypes.c_void_p)
             self._local.out = np.empty(1, dtype=np.float64)
             self._local.out_ptr = self._local.out.ctypes.data_as(ctypes.POINTER(ctypes.c_double))
             self._local.out_len = ctypes.c_int64(0)
         return config
 
     def margin(self, row: np.ndarray) -> float:
-        """The raw margin of one encoded row (float64, C-contiguous, ``n_features`` long)."""
+        """The raw margin of one encoded row (``n_features`` numbers)."""
         config = self._config()
         local = self._local
+        local.row[:] = row  # a ValueError for a row of another length
         err = self._lib.LGBM_BoosterPredictForMatSingleRowFast(
-            config, row.ctypes.data_as(ctypes.c_void_p), ctypes.byref(local.out_len), local.out_ptr)
+            config, local.row_ptr, ctypes.byref(local.out_len), local.out_ptr)
         if err != 0:
             raise RuntimeError(self._lib.LGBM_GetLastError().decode())
         return float(local.out[0])

@@ -22,3 +22,29 @@ def test_single_rows_score_exactly_as_the_booster(small_model, synthetic_small, 
     # PDModel uses it for one-row requests: the same PDs as a batch of the same rows.
     one_by_one = np.concatenate([small_model.predict_matrix(matrix[i : i + 1]) for i in range(50)])
     np.testing.assert_array_equal(one_by_one, small_model.predict_matrix(matrix[:50]))
+
+
+def test_a_single_row_leaves_nothing_for_the_garbage_collector(small_model):
+    """A pointer made per call (``ndarray.ctypes.data_as``) is a ctypes object in a reference cycle:
+    two objects per row that only the collector frees, which at 2,000 requests a second became a
+    55-60 ms pause of the worker every ~11 s (benchmarks/results/soak.md)."""
+    import gc
+
+    predictor = single_row.make(small_model.booster)
+    rows = np.random.default_rng(0).normal(size=(1000, small_model.booster.num_feature()))
+    predictor.margin(rows[0])  # the thread's buffers, made once
+    gc.collect()
+    gc.disable()
+    try:
+        for row in rows:
+            predictor.margin(row)
+        left = gc.collect()
+    finally:
+        gc.enable()
+    assert left < 100, f"{left} objects in reference cycles after {len(rows):,} single rows"
+
+
+def test_a_row_of_another_length_is_refused(small_model):
+    predictor = single_row.make(small_model.booster)
+    with pytest.raises(ValueError):
+        predictor.margin(np.zeros(small_model.booster.num_feature() + 1))
