@@ -12,9 +12,12 @@ LightGBM's order. The skew contract (the same PD on every path, to the last bit)
 every tree (:func:`parity_probe`); a single differing bit and LightGBM scores (logged).
 
 In the server's requirements (``requirements-serve.txt``; the ``compiled`` extra of the package)
-and imported only when asked for (``PDModel.compile_trees``). Contributions (reason codes) stay
-LightGBM's TreeSHAP. Nothing compiled is cached on disk: machine code is never read back from a
-file a bucket or another process could have written.
+and imported only when asked for (``PDModel.compile_trees``). The compiled function is called
+through lleaves' entry point (``Model._c_entry_func``, a private name of the pinned version) rather
+than its ``predict``, which leaves garbage per call (:class:`CompiledTrees`); the check above runs
+through that call, so a lleaves that changed it fails the check and LightGBM scores.
+Contributions (reason codes) stay LightGBM's TreeSHAP. Nothing compiled is cached on disk: machine
+code is never read back from a file a bucket or another process could have written.
 """
 
 from __future__ import annotations
