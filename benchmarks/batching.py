@@ -17,7 +17,7 @@ import json
 import os
 import sys
 
-from harness import ROOT, Server, chart_server_env, free_port, median_load, wait_compiled, write_results
+from harness import ROOT, Server, chart_server_env, median_load, wait_compiled, write_results
 
 sys.path.insert(0, str(ROOT))
 
@@ -32,7 +32,7 @@ def main() -> int:
     args = parser.parse_args()
     if len(os.sched_getaffinity(0)) < 2:
         raise SystemExit("needs two CPUs: one for the server (the pod's limit), one for wrk")
-    from serve import _measure, _records
+    from serve import _bento, _measure, _records
 
     from klarna_pd.store.local import load_model
 
@@ -44,17 +44,11 @@ def main() -> int:
     os.sched_setaffinity(0, {SERVER_CPU})  # the servers inherit it
     try:
         for mode, flag in modes.items():
-            port = free_port()
-            env = {**chart, "KLARNA_PD_ADAPTIVE_BATCHING": flag, "KLARNA_PD_MODEL_TAG": args.model,
-                   "BENTOML_DO_NOT_TRACK": "True"}
-            argv = [sys.executable, "-m", "bentoml", "serve", "service:KlarnaPD", "--port", str(port),
-                    "--host", "127.0.0.1"]
-            url = f"http://127.0.0.1:{port}"
-            servers[mode] = (Server(argv, env=env, ready=f"{url}/readyz"), url)
+            env = {**chart, "KLARNA_PD_ADAPTIVE_BATCHING": flag, "KLARNA_PD_MODEL_TAG": args.model}
+            servers[mode] = _bento("service:KlarnaPD", **env)
         os.sched_setaffinity(0, {CLIENT_CPU})
         for _, url in servers.values():
-            if chart.get("KLARNA_PD_COMPILED_TREES") == "true":
-                wait_compiled(url)
+            wait_compiled(url, chart)
         loads: dict[tuple[str, int], list] = {}
         for _ in range(args.repeats):
             for mode, (server, url) in servers.items():

@@ -155,8 +155,7 @@ def main() -> int:
                           ("empty-object bodies", _empties)):
             server, url = _server(args.model, **env)  # a fresh worker: its peak RSS is this run's
             try:
-                if env.get("KLARNA_PD_COMPILED_TREES") == "true":
-                    wait_compiled(url)
+                wait_compiled(url, env)
                 with Prober(url) as prober:
                     counts = run(url)
                 peak = _peak_mib(_worker(server))

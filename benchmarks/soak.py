@@ -156,8 +156,7 @@ def main() -> int:
     chart = chart_server_env()
     server, url = _bento("service:KlarnaPD", **chart, KLARNA_PD_MODEL_TAG=args.model)
     try:
-        if chart.get("KLARNA_PD_COMPILED_TREES") == "true":
-            wait_compiled(url)
+        wait_compiled(url, chart)
         windows = asyncio.run(_soak(url, server.proc.pid, records, args.rate, args.minutes * 60, args.window, args.connections))
     finally:
         server.stop()
