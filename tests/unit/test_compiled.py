@@ -11,6 +11,7 @@ import pytest
 
 from klarna_pd.model import compiled
 
+from ..helpers.garbage import cycles_left
 from ..helpers.paths import ROOT
 
 pytestmark = pytest.mark.unit
@@ -52,19 +53,10 @@ def test_scoring_compiled_leaves_nothing_for_the_garbage_collector(fresh_model, 
     """lleaves' own predict leaves ctypes pointers in reference cycles, two per call, that only the
     collector frees (a 60-110 ms pause of the worker once they piled up): the margins come from the
     same function called with plain addresses."""
-    import gc
-
     trees = compiled.compile_booster(fresh_model.booster)
     assert trees is not None
     rows = matrix[:20]
-    gc.collect()
-    gc.disable()
-    try:
-        for _ in range(500):
-            trees.margin(rows)
-        left = gc.collect()
-    finally:
-        gc.enable()
+    left = cycles_left(lambda: trees.margin(rows), 500)
     assert left < 100, f"{left} objects in reference cycles after 500 calls"
     with pytest.raises(ValueError, match=f"expected rows of {matrix.shape[1]} features"):
         trees.margin(matrix[:, :-1])

@@ -5,6 +5,8 @@ import pytest
 
 from klarna_pd.model import single_row
 
+from ..helpers.garbage import cycles_left
+
 pytestmark = pytest.mark.unit
 
 
@@ -28,20 +30,11 @@ def test_a_single_row_leaves_nothing_for_the_garbage_collector(small_model):
     """A pointer made per call (``ndarray.ctypes.data_as``) is a ctypes object in a reference cycle:
     two objects per row that only the collector frees, which at 2,000 requests a second became a
     55-60 ms pause of the worker every ~11 s (benchmarks/results/soak.md)."""
-    import gc
-
     predictor = single_row.make(small_model.booster)
-    rows = np.random.default_rng(0).normal(size=(1000, small_model.booster.num_feature()))
-    predictor.margin(rows[0])  # the thread's buffers, made once
-    gc.collect()
-    gc.disable()
-    try:
-        for row in rows:
-            predictor.margin(row)
-        left = gc.collect()
-    finally:
-        gc.enable()
-    assert left < 100, f"{left} objects in reference cycles after {len(rows):,} single rows"
+    row = np.random.default_rng(0).normal(size=small_model.booster.num_feature())
+    predictor.margin(row)  # the thread's buffers, made once
+    left = cycles_left(lambda: predictor.margin(row), 1000)
+    assert left < 100, f"{left} objects in reference cycles after 1,000 single rows"
 
 
 def test_a_row_of_another_length_is_refused(small_model):
