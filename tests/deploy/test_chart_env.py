@@ -83,8 +83,8 @@ def test_the_large_values_variant_has_what_broke_and_more():
 
 def test_the_default_pod_does_not_batch_and_a_variant_does(monkeypatch):
     """Batching off by default: in the pod's shape BentoML's batcher served a sixth of the requests
-    and made a lone one wait ~66 ms (benchmarks/results/batching.md). Both values still render and
-    parse: the hpa-off variant turns it on."""
+    and, once it had seen that load, made a lone one wait ~70 ms (benchmarks/results/batching.md).
+    Both values still render and parse: the hpa-off variant turns it on."""
     env = _server_env(None)
     assert env["KLARNA_PD_ADAPTIVE_BATCHING"] == "false"
     assert _settings_from(env, monkeypatch).adaptive_batching is False
