@@ -150,12 +150,61 @@ def test_helm_test_pod_posts_an_applicant_to_predict():
         ({"autoscaling": {"enabled": True, "targetCPUUtilizationPercentage": 150}}, "targetCPUUtilizationPercentage"),
         ({"replicaCount": "two"}, "replicaCount"),
         ({"unknownKey": 1}, "unknownKey"),
+        # Past 2**53 Helm's float64 is no longer a whole number and the env value overflowed to < 0.
+        ({"settings": {"maxBodyBytes": 1e19}}, "/settings/maxBodyBytes': maximum"),
+        ({"image": {"repository": "repo.example.com/klarna-pd:v1"}}, "/image/repository"),
+        ({"imagePullSecrets": ["regcred"]}, "/imagePullSecrets/0"),
+        ({"podAnnotations": {"prometheus.io/scrape": True}}, "/podAnnotations/prometheus.io~1scrape"),
+        # The project's container rules (README "Reliability and security"), not only defaults.
+        ({"securityContext": {"readOnlyRootFilesystem": False}}, "/securityContext/readOnlyRootFilesystem"),
+        ({"securityContext": {"allowPrivilegeEscalation": True}}, "/securityContext/allowPrivilegeEscalation"),
+        ({"securityContext": {"runAsUser": 0}}, "/securityContext/runAsUser"),
+        ({"podSecurityContext": {"runAsUser": 0}}, "/podSecurityContext/runAsUser"),
+        ({"securityContext": None}, "missing property 'securityContext'"),
+        ({"resources": None}, "missing property 'resources'"),
+        ({"autoscaling": {"targetCPUUtilizationPercentage": None}}, "targetCPUUtilizationPercentage"),
+        ({"ingress": {"hosts": []}}, "/ingress/hosts': minItems"),
+        ({"ingress": {"hosts": [{"host": "pd.example.com", "paths": [{"path": "/"}]}]}}, "pathType"),
+        ({"ingress": {"hosts": [{"host": "https://pd.example.com", "paths": [{"path": "/", "pathType": "Prefix"}]}]}},
+         "/ingress/hosts/0/host"),
+        ({"ingress": {"tls": [{"hosts": "pd.example.com"}]}}, "/ingress/tls/0/hosts"),
+        ({"podDisruptionBudget": {"minAvailable": "abc"}}, "/podDisruptionBudget/minAvailable"),
+        ({"tests": {"apiKeySecretKey": ""}}, "/tests/apiKeySecretKey"),
     ],
 )
 def test_values_schema_refuses_bad_values(values, needle):
     with pytest.raises(helm.HelmError) as err:
         helm.Chart.load(CHART).render(values, name="klarna-pd", namespace="risk")
     assert needle in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "values, needle",
+    [
+        ({"autoscaling": {"minReplicas": 5, "maxReplicas": 2}}, "autoscaling.minReplicas (5) must not exceed"),
+        ({"strategy": {"rollingUpdate": {"maxSurge": 0}}}, "maxSurge and maxUnavailable are both 0"),
+        ({"preStopSleepSeconds": 30}, "preStopSleepSeconds (30) must be less than terminationGracePeriodSeconds (30)"),
+        ({"monitoring": {"prometheusRule": {"enabled": True, "psiWatch": 0.5}}}, "psiWatch (0.5) must be below psiAct"),
+        ({"modelSigning": {"existingSecret": ""}}, "the server would refuse every model"),
+        ({"podLabels": {"app.kubernetes.io/name": "other"}}, "podLabels: app.kubernetes.io/name is set by the chart"),
+        ({"topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "zone", "whenUnsatisfiable": "ScheduleAnyway",
+                                         "labelSelector": {}}]}, "topologySpreadConstraints[0].labelSelector"),
+    ],
+)
+def test_rules_between_values_fail_the_install_with_the_reason(values, needle):
+    """What the schema cannot say (it checks each value alone) would otherwise render objects the API
+    server refuses or pods that never become ready (templates/_validate.tpl)."""
+    with pytest.raises(helm.HelmError) as err:
+        helm.Chart.load(CHART).render(values, name="klarna-pd", namespace="risk")
+    assert needle in str(err.value)
+
+
+def test_values_near_the_rules_still_render():
+    assert _deployment({"image": {"repository": "localhost:5000/klarna-pd"}})  # a registry's port is not a tag
+    assert _deployment({"autoscaling": {"minReplicas": 3, "maxReplicas": 3}, "preStopSleepSeconds": 29})
+    assert _deployment({"podLabels": {"team": "risk"}, "monitoring": {"serviceMonitor": {"interval": "1m30s"}}})
+    recreate = _deployment({"strategy": {"type": "Recreate"}})["spec"]["strategy"]
+    assert recreate == {"type": "Recreate"}  # values.yaml's rollingUpdate block is not carried along
 
 
 # Blocks handed to Kubernetes as they are: one comment on the block, not on each field.

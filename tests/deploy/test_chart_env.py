@@ -94,9 +94,9 @@ def test_the_default_pod_does_not_batch_and_a_variant_does(monkeypatch):
 def test_integers_are_rendered_as_integers():
     env = _server_env(None)
     assert env["KLARNA_PD_MAX_BODY_BYTES"] == "16777216"  # was "1.6777216e+07"
-    env = _server_env({"settings": {"maxBodyBytes": 1 << 40}, "preStopSleepSeconds": 5_000_000})
+    env = _server_env({"settings": {"maxBodyBytes": 1 << 40, "maxInflightBytes": 1 << 41}})
     assert env["KLARNA_PD_MAX_BODY_BYTES"] == str(1 << 40)
-    (dep,) = render({"preStopSleepSeconds": 5_000_000})["Deployment"]
+    (dep,) = render({"preStopSleepSeconds": 5_000_000, "terminationGracePeriodSeconds": 5_000_100})["Deployment"]
     server = dep["spec"]["template"]["spec"]["containers"][0]
     assert server["lifecycle"]["preStop"]["exec"]["command"] == ["sleep", "5000000"]
 
@@ -129,6 +129,33 @@ def test_the_schema_refuses_wrong_types_by_name(values, needle):
     with pytest.raises(helm.HelmError) as err:
         helm.Chart.load(CHART).render(values, name="klarna-pd", namespace="risk")
     assert needle in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"maxBatchSize": 64, "batchMaxApplicants": 64},
+        {"maxBatchSize": 63, "batchMaxApplicants": 64},
+        {"maxInflightBytes": 16777216, "maxBodyBytes": 16777216},
+        {"maxInflightBytes": 16777215, "maxBodyBytes": 16777216},
+    ],
+)
+def test_the_chart_refuses_exactly_the_settings_the_server_refuses(settings, monkeypatch):
+    """The rules between two settings live in Settings; the chart repeats them (templates/_validate.tpl)
+    so that `helm install` fails instead of the pods: both sides must agree at the boundary."""
+    values = _merged({"settings": settings})
+    env = {f"KLARNA_PD_{_snake(k).upper()}": str(v) for k, v in values["settings"].items()}
+    try:
+        _settings_from(env, monkeypatch)
+        server_error = None
+    except ValueError as exc:
+        server_error = str(exc)
+    try:
+        render({"settings": settings})
+        chart_error = None
+    except helm.HelmError as exc:
+        chart_error = str(exc)
+    assert (server_error is None) == (chart_error is None), (server_error, chart_error)
 
 
 # Blocks handed to Kubernetes as they are (their schema is Kubernetes'), or free-form maps.
