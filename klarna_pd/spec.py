@@ -24,15 +24,19 @@ from __future__ import annotations
 
 import json
 import math
+import weakref
 from functools import cached_property, lru_cache
 from importlib import resources
+from collections.abc import Callable, Hashable
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import SpecError
+
+T = TypeVar("T")
 
 FeatureKind = Literal["numeric", "ordinal", "categorical", "boolean"]
 
@@ -133,6 +137,20 @@ class DatasetSpec(BaseModel):
         """Features read as text (categorical), in spec order."""
         return [f.name for f in self.features if f.kind == "categorical"]
 
+    def derived(self, key: Hashable, make: Callable[[], T]) -> T:
+        """``make()``, worked out once per spec object and forgotten when the spec goes: what the
+        data layer derives from a spec on every request (``kinds.number_rules``, the record
+        readers' plans). Per object, not per value: hashing a spec of 41 features costs more than
+        checking one applicant. Kept beside the spec, not in it: pydantic compares and pickles a
+        model's ``__dict__``."""
+        entry = _DERIVED.get(id(self))
+        if entry is None or entry[0]() is not self:
+            entry = _DERIVED[id(self)] = (weakref.ref(self, _forget), {})
+        cache = entry[1]
+        if key not in cache:
+            cache[key] = make()
+        return cache[key]
+
     def names_of(self, *kinds: str) -> list[str]:
         return [f.name for f in self.features if f.kind in kinds]
 
@@ -155,6 +173,14 @@ class DatasetSpec(BaseModel):
 
 
 _CACHED = ("feature_names", "columns", "number_names", "text_names")
+# DatasetSpec.derived: id(spec) -> (weak reference to the spec, its derived values).
+_DERIVED: dict[int, tuple[weakref.ref, dict]] = {}
+
+
+def _forget(ref: weakref.ref) -> None:
+    for key, entry in list(_DERIVED.items()):
+        if entry[0] is ref:
+            del _DERIVED[key]
 
 
 def _validate(raw: object, source: str) -> DatasetSpec:

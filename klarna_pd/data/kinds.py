@@ -147,20 +147,9 @@ class NumberRules:
         return out
 
 
-_RULES: dict[int, tuple[DatasetSpec, NumberRules]] = {}
-
-
 def number_rules(spec: DatasetSpec) -> NumberRules:
-    """The :class:`NumberRules` of a spec, made once per spec object.
-
-    Keyed by identity, not by value: hashing a spec of 41 features costs tens of microseconds, more
-    than the checks themselves on one applicant. The entry keeps the spec alive, so an id is never
-    reused for another spec.
-    """
-    entry = _RULES.get(id(spec))
-    if entry is None:
-        entry = _RULES[id(spec)] = (spec, _make_rules(spec))
-    return entry[1]
+    """The :class:`NumberRules` of a spec, made once per spec object (kept on it)."""
+    return spec.derived("number_rules", lambda: _make_rules(spec))
 
 
 def _make_rules(spec: DatasetSpec) -> NumberRules:

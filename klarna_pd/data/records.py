@@ -39,28 +39,24 @@ class _Plan:
     missing: frozenset[str]
 
 
-_PLANS: dict[tuple[int, tuple[str, ...]], tuple[DatasetSpec, _Plan]] = {}
-
-
 def _plan(spec: DatasetSpec, extra_fields: tuple[str, ...]) -> _Plan:
-    key = (id(spec), extra_fields)
-    entry = _PLANS.get(key)
-    if entry is None:  # keyed by identity (see kinds.number_rules); the entry keeps the spec alive
-        numbers = tuple(f for f in spec.features if f.kind in ("numeric", "ordinal"))
-        booleans = tuple(f for f in spec.features if f.kind == "boolean")
-        position = {name: j for j, name in enumerate(spec.number_names)}
-        plan = _Plan(
-            allowed=frozenset((*spec.feature_names, spec.id, *extra_fields)),
-            numbers=numbers,
-            booleans=booleans,
-            number_ok=frozenset(kinds.JSON_TYPES["numeric"] | kinds.JSON_TYPES["ordinal"] | {_NONE}),
-            boolean_ok=frozenset(kinds.JSON_TYPES["boolean"] | {_NONE}),
-            order=np.argsort([position[f.name] for f in (*numbers, *booleans)]),
-            texts=tuple(f for f in spec.features if f.kind == "categorical"),
-            missing=frozenset(spec.missing_values),
-        )
-        entry = _PLANS[key] = (spec, plan)
-    return entry[1]
+    return spec.derived(("records_plan", extra_fields), lambda: _make_plan(spec, extra_fields))
+
+
+def _make_plan(spec: DatasetSpec, extra_fields: tuple[str, ...]) -> _Plan:
+    numbers = tuple(f for f in spec.features if f.kind in ("numeric", "ordinal"))
+    booleans = tuple(f for f in spec.features if f.kind == "boolean")
+    position = {name: j for j, name in enumerate(spec.number_names)}
+    return _Plan(
+        allowed=frozenset((*spec.feature_names, spec.id, *extra_fields)),
+        numbers=numbers,
+        booleans=booleans,
+        number_ok=frozenset(kinds.JSON_TYPES["numeric"] | kinds.JSON_TYPES["ordinal"] | {_NONE}),
+        boolean_ok=frozenset(kinds.JSON_TYPES["boolean"] | {_NONE}),
+        order=np.argsort([position[f.name] for f in (*numbers, *booleans)]),
+        texts=tuple(f for f in spec.features if f.kind == "categorical"),
+        missing=frozenset(spec.missing_values),
+    )
 
 
 def _loc(prefix: str, i: int, name: str | None = None) -> str:

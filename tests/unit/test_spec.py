@@ -92,3 +92,23 @@ def test_bad_specs_are_refused_with_the_reason(tmp_path, text, needle):
 def test_missing_spec_file(tmp_path):
     with pytest.raises(SpecError, match="cannot read spec file"):
         load_spec(tmp_path / "nope.yaml")
+
+
+def test_what_the_readers_derive_from_a_spec_goes_with_the_spec():
+    """Number rules and record plans are made once per spec object and dropped with it (they were
+    kept for good, with their spec: a Spark worker unpickles a new spec with every task)."""
+    import gc
+    import weakref
+
+    from klarna_pd.data import kinds
+    from klarna_pd.data.records import read_records
+
+    spec = klarna_spec().model_copy()
+    rules = kinds.number_rules(spec)
+    assert kinds.number_rules(spec) is rules
+    read_records([{"uuid": "a", "age": 30}], spec)
+    gone = weakref.ref(spec)
+    del spec, rules
+    gc.collect()
+    assert gone() is None
+    assert kinds.number_rules(klarna_spec()) is kinds.number_rules(klarna_spec())  # the loaded spec is cached
