@@ -142,4 +142,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from klarna_pd.cli import run
+
+    run(main)

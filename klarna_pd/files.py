@@ -1,4 +1,4 @@
-"""Writing files so that a reader never sees half of one, and hashing them."""
+"""Writing files so that a reader never sees half of one (nor loses what was read), and hashing them."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ import contextlib
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+
+from .errors import DataError
 
 _CHUNK = 1 << 20
 
@@ -27,10 +29,53 @@ def sha256_file(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    if a.exists() and b.exists():
+        return os.path.samefile(a, b)  # links and other names of one file included
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+def check_outputs(inputs: Mapping[str, str | Path | None], outputs: Mapping[str, str | Path | None]) -> None:
+    """Refuse, before any work, output paths that would overwrite an input or each other, or that
+    name a directory.
+
+    Args:
+        inputs: what is read, by the name the user knows it by (a CLI flag); None and URIs
+            (``scheme://...``) are left out.
+        outputs: what is written, likewise.
+
+    Raises:
+        DataError: naming both flags.
+    """
+    def local(named: Mapping[str, str | Path | None]) -> list[tuple[str, Path]]:
+        return [(k, Path(v)) for k, v in named.items() if v is not None and "://" not in str(v)]
+
+    outs = local(outputs)
+    for name, path in outs:
+        if path.is_dir():
+            raise DataError(f"{name}: expected a file to write, got a directory", path=path)
+        for in_name, in_path in local(inputs):
+            if _same_file(path, in_path):
+                raise DataError(f"{name} is the {in_name} file: writing it would destroy what is read",
+                                path=path)
+    for i, (name, path) in enumerate(outs):
+        for other, other_path in outs[i + 1:]:
+            if _same_file(path, other_path):
+                raise DataError(f"{name} and {other} are the same file: one would replace the other",
+                                path=path)
+
+
 def temp_beside(path: Path) -> Path:
-    """A new empty file in ``path``'s directory (created if needed), with the usual permissions."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    """A new empty file in ``path``'s directory (created if needed), with the usual permissions.
+
+    Raises:
+        DataError: the directory cannot be created or written.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise DataError(f"cannot write here: {exc.strerror or exc}", path=path) from None
     # mkstemp makes the file private (0600); give the result the usual umask-based mode.
     os.fchmod(fd, 0o666 & ~_umask())
     os.close(fd)
@@ -48,7 +93,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     tmp_path = temp_beside(path)
     try:
         yield tmp_path
-        os.replace(tmp_path, path)
+        try:
+            os.replace(tmp_path, path)
+        except OSError as exc:  # a directory of that name, mostly
+            raise DataError(f"cannot replace it: {exc.strerror or exc}", path=path) from None
     finally:
         tmp_path.unlink(missing_ok=True)
 

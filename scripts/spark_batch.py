@@ -7,9 +7,8 @@ Same flags as ``python -m klarna_pd.batch``; the klarna_pd package (and requirem
 installed on the driver and the executors.
 """
 
-import sys
-
 from klarna_pd.batch.__main__ import main
+from klarna_pd.cli import run
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main)

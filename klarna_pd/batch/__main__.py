@@ -4,19 +4,27 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from ..cli import run
 from ..errors import DataError, ModelError, RemoteError
 from ..gbm import import_for_scoring
 
 
-def _output(text: str) -> Path:
+def _output(text: str) -> str:
+    # Kept as text: Path("s3a://bucket/x") would fold the URI into the local path "s3a:/bucket/x".
     if not text.lower().endswith((".csv", ".csv.gz", ".parquet", ".pq")):
         raise argparse.ArgumentTypeError(f"expected a .csv, .csv.gz or .parquet output file, got {text!r}")
+    return text
+
+
+def _rejects(text: str) -> Path:
+    if not text.lower().endswith(".csv"):
+        raise argparse.ArgumentTypeError(f"expected a .csv rejects file (line, id, column, reason), "
+                                         f"got {text!r}")
     return Path(text)
 
 
@@ -41,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output", required=True, type=_output, help="<id>;pd CSV (.csv, .csv.gz) or Parquet")
     parser.add_argument("--engine", choices=("local", "spark"), default="local",
                         help="local: stream on this machine (default); spark: mapInPandas on a Spark cluster")
-    parser.add_argument("--rejects", type=Path, default=None,
+    parser.add_argument("--rejects", type=_rejects, default=None,
                         help="where rows that fail validation go (default: <output>.rejects.csv, only if any)")
     parser.add_argument("--strict", action="store_true", help="stop at the first bad row; write nothing")
     parser.add_argument("--chunk-mb", type=_chunk_mb, default=8, help="input read per chunk, MiB (local engine; default 8)")
@@ -66,20 +74,31 @@ def _model_dir(ref: str) -> Iterator[Path]:
     elif Path(ref).is_dir():
         yield Path(ref)
     else:
-        import bentoml
+        from ..store.local import get_stored
 
-        yield Path(bentoml.models.get(ref).path)
+        yield Path(get_stored(ref).path)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     import_for_scoring()  # before the model's modules import LightGBM (klarna_pd/gbm.py)
-    from bentoml.exceptions import NotFound
-
+    from ..files import check_outputs
     from ..store.records import load_directory
+    from .local import default_rejects
 
-    if not args.input.startswith(("s3://", "s3a://")) and os.path.abspath(args.input) == os.path.abspath(args.output):
-        print("error: --output must not be the --input file", file=sys.stderr)
+    remote = "://" in args.output  # Spark writes it (and <output>_rejects) itself
+    if remote and args.engine != "spark":
+        print(f"error: --output {args.output!r} is a URI: only --engine spark writes to one", file=sys.stderr)
+        return 2
+    if remote and args.rejects is not None:
+        print(f"error: with a URI --output, rejected rows go to {args.output.rstrip('/')}_rejects; "
+              "--rejects is for a local output", file=sys.stderr)
+        return 2
+    rejects = args.rejects if args.rejects is not None or remote else default_rejects(Path(args.output))
+    try:
+        check_outputs({"--input": args.input}, {"--output": args.output, "--rejects": rejects})
+    except DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
         with _model_dir(args.model) as model_dir:
@@ -101,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
                 summary = score_file_spark(model_dir, model.spec, args.input, args.output, rejects_path=args.rejects,
                                            strict=args.strict, master=args.spark_master,
                                            compiled_trees=args.compiled_trees)
-    except (DataError, ModelError, RemoteError, NotFound) as exc:
+    except (DataError, ModelError, RemoteError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(summary.line())
@@ -109,4 +128,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main)

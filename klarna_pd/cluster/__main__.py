@@ -13,6 +13,7 @@ import argparse
 import os
 import sys
 
+from ..cli import run
 from .checks import ClusterError, check_release, wait_for_rollout
 
 
@@ -21,8 +22,8 @@ def _positive(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    if not 0 < value < float("inf"):  # NaN fails too: a wait without an end
+        raise argparse.ArgumentTypeError(f"expected a positive, finite number of seconds, got {text!r}")
     return value
 
 
@@ -46,16 +47,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _api_client(kubeconfig: str | None, context: str | None):
+    import yaml
     from kubernetes import client, config
     from kubernetes.config.config_exception import ConfigException
 
+    if kubeconfig and not os.path.isfile(kubeconfig):
+        raise ClusterError(f"--kubeconfig {kubeconfig}: expected a kubeconfig file, "
+                           f"{'got a directory' if os.path.isdir(kubeconfig) else 'no such file'}")
+    source = kubeconfig or os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
     try:
-        if kubeconfig or os.environ.get("KUBECONFIG") or os.path.exists(os.path.expanduser("~/.kube/config")):
+        if kubeconfig or os.environ.get("KUBECONFIG") or os.path.exists(source):
             return config.new_client_from_config(config_file=kubeconfig, context=context)
         config.load_incluster_config()
         return client.ApiClient()
-    except (ConfigException, OSError) as exc:
-        raise ClusterError(f"no usable Kubernetes configuration: {exc}") from None
+    except (ConfigException, OSError, yaml.YAMLError, TypeError, AttributeError, KeyError) as exc:
+        # The client reads a malformed file as far as it can and fails in its own code.
+        where = source if (kubeconfig or os.environ.get("KUBECONFIG") or os.path.exists(source)) else \
+            "in-cluster service account (no kubeconfig: set --kubeconfig or KUBECONFIG)"
+        detail = (str(exc) if isinstance(exc, (ConfigException, OSError, yaml.YAMLError))
+                  else "not a kubeconfig (expected YAML with clusters, contexts and users)")
+        raise ClusterError(f"no usable Kubernetes configuration from {where}: {detail}") from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,4 +89,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main)

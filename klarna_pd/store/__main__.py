@@ -15,6 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..cli import run
 from ..errors import ModelError, RemoteError
 from ..gbm import import_for_scoring
 
@@ -49,11 +50,9 @@ def _verify(ref: str, key: Path | None) -> str:
     if Path(ref).is_dir():
         path, record = Path(ref), record_of_directory(ref)
     else:
-        import bentoml
+        from .local import get_stored, record_of_stored
 
-        from .local import record_of_stored
-
-        stored = bentoml.models.get(ref)
+        stored = get_stored(ref)
         path, record = Path(stored.path), record_of_stored(stored)
     load_checked(path, record, trust)
     signer = signer_of(path)
@@ -84,17 +83,12 @@ def main(argv: list[str] | None = None) -> int:
 
             print(pull(args.uri, dest=args.dest, log=log))
             return 0
-        from bentoml.exceptions import NotFound
+        if args.command == "push":
+            from .s3 import push
 
-        try:
-            if args.command == "push":
-                from .s3 import push
-
-                print(push(args.tag, args.uri, signing_key=args.signing_key, log=log))
-            else:
-                print(_verify(args.tag, args.key))
-        except NotFound as exc:
-            raise ModelError(str(exc)) from None
+            print(push(args.tag, args.uri, signing_key=args.signing_key, log=log))
+        else:
+            print(_verify(args.tag, args.key))
     except (RemoteError, ModelError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -102,4 +96,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main)

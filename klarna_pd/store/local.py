@@ -13,6 +13,7 @@ from typing import Any
 
 import bentoml
 
+from ..errors import ModelError
 from ..model import PDModel
 from ..spec import DatasetSpec
 from .records import FORMAT, ModelRecord, load_checked
@@ -74,6 +75,26 @@ def latest_model(name: str) -> tuple[str, dict[str, str]] | None:
     return str(stored.tag), dict(stored.info.labels)
 
 
+def get_stored(ref: str) -> bentoml.Model:
+    """The store entry a tag names (``klarna-pd:latest``, ``klarna-pd:<version>``, ``klarna-pd``).
+
+    Raises:
+        ModelError: no such model, or ``ref`` is not a tag (a mistyped directory or URI included).
+    """
+    expected = "expected a model tag such as klarna-pd:latest, a model directory or an s3:// model URI"
+    if "://" in ref:
+        raise ModelError(f"{expected}, got {ref!r} (a model URI starts with s3://, in lower case)")
+    if "/" in ref or Path(ref).exists():
+        what = "no such directory" if not Path(ref).exists() else "not a directory"
+        raise ModelError(f"{expected}, got {ref!r} ({what})")
+    try:
+        return bentoml.models.get(ref)
+    except bentoml.exceptions.NotFound as exc:
+        raise ModelError(str(exc)) from None
+    except (bentoml.exceptions.BentoMLException, ValueError) as exc:
+        raise ModelError(f"{expected}, got {ref!r} ({exc})") from None
+
+
 def record_of_stored(stored: bentoml.Model) -> ModelRecord:
     return ModelRecord(str(stored.tag), stored.info.creation_time.isoformat(), dict(stored.info.metadata))
 
@@ -94,7 +115,7 @@ def load_stored(stored: bentoml.Model, *, trust: Trust | None = None) -> PDModel
 
 def load_model(tag: str = f"{MODEL_NAME}:latest", *, trust: Trust | None = None) -> PDModel:
     """Load a model by tag from the local BentoML model store (checked as :func:`load_stored`)."""
-    return load_stored(bentoml.models.get(tag), trust=trust)
+    return load_stored(get_stored(tag), trust=trust)
 
 
 def stored_spec(stored: bentoml.Model) -> DatasetSpec:

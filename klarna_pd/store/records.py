@@ -57,6 +57,9 @@ def record_of_directory(path: str | Path) -> ModelRecord:
         info = yaml.safe_load((path / "model.yaml").read_text(encoding="utf-8")) or {}
     except OSError as exc:
         raise ModelError(f"no readable model.yaml in {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        where = path / "model.yaml"
+        raise ModelError(f"{where} is not UTF-8 text (byte {exc.start}): not a model record") from None
     except yaml.YAMLError as exc:
         raise ModelError(f"{path / 'model.yaml'} is not valid YAML: {exc}") from None
     if not isinstance(info, dict) or not isinstance(info.get("metadata") or {}, dict):

@@ -116,15 +116,14 @@ def push(
         ModelError: the model does not verify here, holds a symlink, or is unsigned and no key was given.
         RemoteError: S3 unreachable, the bucket missing, or an upload that failed.
     """
-    import bentoml
     from boto3.exceptions import S3UploadFailedError
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from .local import load_stored, record_of_stored
+    from .local import get_stored, load_stored, record_of_stored
     from .signing import read_settings
 
     base = S3Location.parse(uri)
-    stored = bentoml.models.get(tag)
+    stored = get_stored(tag)
     load_stored(stored)  # never publish a model that does not verify here
     loc = S3Location(base.bucket, base.key(stored.tag.name, stored.tag.version))
     root = Path(stored.path)
@@ -261,9 +260,15 @@ def pull(uri: str, *, dest: str | Path | None = None, log: Callable[[str], None]
         RemoteError: S3 unreachable, bucket or objects missing, a malformed manifest, or a model
             that does not verify (altered, unsigned, or signed by another key than the trusted one).
     """
+    if dest is not None and Path(dest).exists() and not Path(dest).is_dir():
+        raise RemoteError(f"expected a directory for the model (a new one, or one pulled before), "
+                          f"got the file {dest}")
     staging_parent = Path(dest).resolve().parent if dest is not None else Path(tempfile.gettempdir())
-    staging_parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".pull-", dir=staging_parent))
+    try:  # before any download: a destination that cannot be written fails at once
+        staging_parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".pull-", dir=staging_parent))
+    except OSError as exc:
+        raise RemoteError(f"cannot write into {staging_parent}: {exc.strerror or exc}") from None
     try:
         tag = _download(uri, staging)
         try:

@@ -82,15 +82,20 @@ def generate_keys(out: str | Path) -> tuple[Path, Path]:
     from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ModelError(f"expected a directory for the key pair, got the file {out}")
     private, public = out / PRIVATE_KEY_FILE, out / PUBLIC_KEY_FILE
     existing = [str(p) for p in (private, public) if p.exists() or p.is_symlink()]
     if existing:
         raise ModelError(f"refusing to overwrite existing key files {existing}")
-    out.mkdir(mode=0o700, parents=True, exist_ok=True)
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
-    # O_EXCL: never write a private key through a file (or symlink) someone else put there.
-    fd = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        out.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # O_EXCL: never write a private key through a file (or symlink) someone else put there.
+        fd = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        raise ModelError(f"cannot write the key pair into {out}: {exc.strerror or exc}") from None
     with os.fdopen(fd, "wb") as fh:
         fh.write(pem)
     os.chmod(private, 0o600)  # whatever the umask

@@ -6,6 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..cli import run
+from ..errors import DataError
+from ..files import check_outputs
 from ..progress import Progress
 from .dataset import UNLABELLED_SHARE, write_synthetic
 from .provenance import record_path
@@ -69,15 +72,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        check_outputs({}, {"--out": args.out, "--truth": args.truth, "the record beside --out": record_path(args.out)})
+    except DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     progress = Progress("synth", args.rows)
-    write_synthetic(
-        args.out,
-        rows=args.rows,
-        seed=args.seed,
-        truth=args.truth,
-        unlabelled_share=1.0 if args.unlabelled_only else args.unlabelled_share,
-        progress=lambda done, total, _: progress.update(done),
-    )
+    try:
+        write_synthetic(
+            args.out,
+            rows=args.rows,
+            seed=args.seed,
+            truth=args.truth,
+            unlabelled_share=1.0 if args.unlabelled_only else args.unlabelled_share,
+            progress=lambda done, total, _: progress.update(done),
+        )
+    except DataError as exc:
+        print(f"\nerror: {exc}", file=sys.stderr)
+        return 1
     progress.finish(args.rows)
     print(f"wrote {args.out}" + (f" and {args.truth}" if args.truth else "")
           + f" (SYNTHETIC: recorded as such in {record_path(args.out)})")
@@ -85,4 +97,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main)

@@ -61,9 +61,43 @@ def default_model_name(spec: DatasetSpec) -> str:
     if not _MODEL_NAME.match(name):
         raise SpecError(
             f"spec name {spec.name!r} does not make a model name ({name!r}): expected lower-case letters, digits, "
-            "'-', '_' or '.', at most 60 characters; rename the spec or pass --model-name"
+            "'-', '_' or '.', at most 63 characters; rename the spec or pass --model-name"
         )
     return name
+
+
+def check_model_name(name: str) -> str:
+    """``name`` if it can name models in the store (a version is added at save).
+
+    Raises:
+        ValueError: it cannot.
+    """
+    if not _MODEL_NAME.match(name):
+        raise ValueError(f"expected a model name of lower-case letters, digits, '-', '_' or '.' (at most 63 "
+                         f"characters, no ':version': each run adds its own), got {name!r}")
+    return name
+
+
+def check_out(out: Path) -> None:
+    """Fail before training, not after it, when the outputs cannot be written into ``out``.
+
+    Raises:
+        DataError: ``out`` is a file, holds a directory where an output file goes, or cannot be
+            created or written.
+    """
+    if out.exists() and not out.is_dir():
+        raise DataError("expected a directory for the outputs, got a file", path=out)
+    for name in OUTPUT_FILES:
+        if (out / name).is_dir():
+            raise DataError(f"expected to write the file {name} here, found a directory of that name", path=out)
+    # Probed where the outputs (or their new directory) would go, leaving nothing behind.
+    existing = next(p for p in (out, *out.absolute().parents) if p.exists())
+    try:
+        if not existing.is_dir():
+            raise NotADirectoryError(0, f"{existing} is a file")
+        os.rmdir(tempfile.mkdtemp(prefix=".probe-", dir=existing))
+    except OSError as exc:
+        raise DataError(f"cannot write the outputs here: {exc.strerror or exc}", path=out) from None
 
 
 def default_out(spec: DatasetSpec) -> Path:
@@ -149,12 +183,15 @@ def run(
         log: where progress lines go.
 
     Raises:
-        DataError: the data file does not fit the spec (nothing is written).
+        DataError: the data file does not fit the spec, or ``out`` cannot take the outputs (both
+            found before training; nothing is written).
         ModelError: the signing key cannot be used (nothing is written).
-        ValueError: too few labelled rows for the folds asked for.
+        ValueError: too few labelled rows for the folds asked for, or a model name the store
+            cannot take.
     """
     started = time.perf_counter()
-    model_name = model_name or default_model_name(spec)
+    model_name = check_model_name(model_name or default_model_name(spec))
+    check_out(out)
     if store:
         from ..store.signing import resolve_signer
 

@@ -145,6 +145,49 @@ def test_cli_reports_a_missing_model_or_input(small_trained, tmp_path):
     assert not (tmp_path / "o.csv").exists()
 
 
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--input", "in.csv", "--output", "o.csv", "--rejects", "in.csv"], "--rejects is the --input file"),
+        (["--input", "link.csv", "--output", "in.csv"], "--output is the --input file"),  # one file, two names
+        (["--input", "in.csv", "--output", "o.csv", "--rejects", "o.csv"], "--output and --rejects are the same file"),
+        (["--input", "in.csv", "--output", "dir.csv"], "--output: expected a file to write, got a directory"),
+        (["--input", "in.csv", "--output", "o.csv", "--rejects", "dir.csv"], "--rejects: expected a file to write"),
+        (["--input", "in.csv", "--output", "s3a://bucket/o.parquet"], "only --engine spark writes to one"),
+        (["--input", "in.csv", "--output", "s3a://bucket/o.parquet", "--engine", "spark", "--rejects", "r.csv"],
+         "rejected rows go to s3a://bucket/o.parquet_rejects"),
+    ],
+)
+def test_cli_refuses_outputs_that_would_destroy_its_input_or_each_other(args, needle, tmp_path, monkeypatch, capsys):
+    """A clean run used to delete whatever --rejects named, the input included, and exit 0."""
+    from klarna_pd.batch.__main__ import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "in.csv").write_text("uuid;default\na;\n")
+    (tmp_path / "link.csv").symlink_to(tmp_path / "in.csv")
+    (tmp_path / "dir.csv").mkdir()
+    assert main(["--model", "klarna-pd:never-loaded", *args]) == 2
+    assert needle in capsys.readouterr().err
+    assert (tmp_path / "in.csv").read_text() == "uuid;default\na;\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dir.csv", "in.csv", "link.csv"]
+
+
+@pytest.mark.parametrize("model, needle", [
+    ("Bad Tag!", "not a valid BentoML tag"), ("a:b:c", "Invalid Tag"),
+    ("S3://bucket/models/x", "a model URI starts with s3://, in lower case"),
+    ("no/such/dir", "(no such directory)"), ("in.csv", "(not a directory)"),
+])
+def test_cli_says_what_a_model_reference_should_be(model, needle, tmp_path, monkeypatch, capsys):
+    from klarna_pd.batch.__main__ import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "in.csv").write_text("uuid;default\na;\n")
+    assert main(["--model", model, "--input", "in.csv", "--output", "o.csv", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "expected a model tag such as klarna-pd:latest, a model directory or an s3:// model URI" in err
+    assert needle in err and not (tmp_path / "o.csv").exists()
+
+
 def test_cli_refuses_a_model_that_fails_its_signature(small_trained, bentoml_home, synthetic_small, tmp_path):
     """A booster rewritten (PD near 1 for everyone) with its recorded digests recomputed."""
     tag, path = signed_copy(small_trained.model_tag, bentoml_home, "klarna-pd-batch-rewritten")

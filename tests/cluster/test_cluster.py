@@ -5,15 +5,12 @@ A ``cluster`` marker runs ``check`` against a real cluster when KUBECONFIG is se
 """
 
 import os
-import subprocess
-import sys
 import urllib.parse
 
 import pytest
 
 from klarna_pd.cluster.__main__ import main
 
-from ..helpers.paths import ROOT
 from ..deploy.test_chart import _values, render
 from .fake_api import FakeAPI, with_status
 
@@ -114,13 +111,31 @@ def test_wait_returns_at_once_when_rolled_out_and_times_out_with_the_reason(rend
 
 
 @pytest.mark.parametrize("args, needle", [
-    (["check", "--timeout", "0"], "expected a positive number of seconds, got '0'"),
+    (["check", "--timeout", "0"], "expected a positive, finite number of seconds, got '0'"),
+    (["wait", "--timeout", "nan"], "expected a positive, finite number of seconds, got 'nan'"),  # waited for ever
+    (["wait", "--timeout", "inf"], "expected a positive, finite number of seconds, got 'inf'"),
     (["wait", "--timeout", "soon"], "expected a number of seconds, got 'soon'"),
     (["status"], "invalid choice: 'status'"),
 ])
-def test_bad_flags(args, needle):
-    proc = subprocess.run([sys.executable, "-m", "klarna_pd.cluster", *args], cwd=ROOT, capture_output=True, text=True)
-    assert proc.returncode == 2 and needle in proc.stderr
+def test_bad_flags(args, needle, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(args)
+    assert exit_.value.code == 2 and needle in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("content, needle", [
+    (None, "expected a kubeconfig file, no such file"),
+    ("uuid;pd\na;0.1\n", "not a kubeconfig (expected YAML with clusters, contexts and users)"),
+    ("apiVersion: v1\nclusters: [\n", "while parsing"),
+])
+def test_a_kubeconfig_that_cannot_be_used_is_named_with_the_reason(content, needle, tmp_path, capsys):
+    """A CSV given as --kubeconfig was a TypeError traceback (exit 1); a missing file did not say so."""
+    config = tmp_path / "kubeconfig"
+    if content is not None:
+        config.write_text(content)
+    assert main(["check", "--kubeconfig", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and str(config) in err
 
 
 @pytest.mark.cluster

@@ -244,3 +244,24 @@ def test_redigest_alone_is_what_the_old_check_accepted(copy):
     certain_default_booster(path)
     model = PDModel.load(path, sha256=record_of_directory(path).check_format())
     assert np.all(model.predict_matrix(np.zeros((4, model.encoder.n_features))) > 0.9)
+
+
+def test_store_paths_that_cannot_be_used_are_refused_before_any_work(tmp_path):
+    """A model.yaml that is not text, keys asked into a file, a pull into a file: each was a traceback."""
+    from klarna_pd.errors import RemoteError
+    from klarna_pd.store.records import record_of_directory
+    from klarna_pd.store.s3 import pull
+    from klarna_pd.store.signing import generate_keys
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "model.yaml").write_bytes(b"name: \xff\xfe klarna\n")
+    with pytest.raises(ModelError, match="model.yaml is not UTF-8 text"):
+        record_of_directory(model)
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x\n")
+    with pytest.raises(ModelError, match="expected a directory for the key pair, got the file"):
+        generate_keys(a_file)
+    with pytest.raises(RemoteError, match="expected a directory for the model"):
+        pull("s3://klarna-pd-models/models/klarna-pd/v1", dest=a_file)  # refused before any network
+    assert a_file.read_text() == "x\n"

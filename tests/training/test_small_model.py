@@ -194,3 +194,30 @@ def test_a_feature_missing_everywhere_trains_with_a_warning_on_record(synthetic_
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["input"]["all_missing_features"] == ["age"]
     assert "**Missing in every labelled row**: `age`" in (out / "report.md").read_text()
+
+
+@pytest.mark.parametrize("where, needle", [
+    ("a-file", "expected a directory for the outputs, got a file"),
+    ("holds-a-directory", "expected to write the file report.md here, found a directory of that name"),
+    ("a-file/below", "cannot write the outputs here"),
+])
+def test_outputs_that_cannot_be_written_fail_before_training(synthetic_small, klarna_spec, bentoml_home, tmp_path,
+                                                             where, needle):
+    """Found after training, this used to leave a stored model (made "latest") and a traceback."""
+    from klarna_pd.errors import DataError
+
+    (tmp_path / "a-file").write_text("not a directory\n")
+    (tmp_path / "holds-a-directory" / "report.md").mkdir(parents=True)
+    before = sorted(p.name for p in (bentoml_home / "models").glob("*/*"))
+    with pytest.raises(DataError, match=needle):
+        run(synthetic_small, klarna_spec, tmp_path / where, TrainConfig(folds=2), model_name="never-stored-pd",
+            log=lambda *_: None)
+    assert sorted(p.name for p in (bentoml_home / "models").glob("*/*")) == before
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["a-file", "holds-a-directory", "report.md"]
+
+
+@pytest.mark.parametrize("name", ["Klarna-pd", "klarna-pd:v1", "bad name!"])
+def test_a_model_name_the_store_cannot_take_fails_before_training(synthetic_small, klarna_spec, tmp_path, name):
+    with pytest.raises(ValueError, match=f"expected a model name of lower-case letters.*got {name!r}"):
+        run(synthetic_small, klarna_spec, tmp_path / "out", TrainConfig(folds=2), model_name=name, log=lambda *_: None)
+    assert not (tmp_path / "out").exists()
