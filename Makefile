@@ -52,6 +52,7 @@ test: $(STAMP) $(CHECKOV_STAMP) browser
 # image.py needs podman (scripts/container-tools.sh), cpu_limit.py a cgroup cpu controller (both: root).
 bench: $(STAMP)
 	$(BIN)/python benchmarks/train.py
+	$(BIN)/python benchmarks/additive.py
 	$(BIN)/python benchmarks/serve.py
 	$(BIN)/python benchmarks/hostile.py
 	$(BIN)/python benchmarks/batching.py
