@@ -112,6 +112,9 @@ def _check_path(path: Path) -> None:
         raise DataError("expected a file, got a directory", path=path)
     if not path.exists():
         raise DataError("file not found", path=path)
+    if not path.is_file():
+        # /dev/stdin, <(...), a FIFO: the readers go over a file more than once (header, line count, rows).
+        raise DataError("expected a regular file, got a pipe or device (save the rows to a file first)", path=path)
 
 
 def _read_head(path: Path) -> bytes:
@@ -133,7 +136,7 @@ def _read_head(path: Path) -> bytes:
 
 def _csv_header(path: Path, spec: DatasetSpec) -> list[str]:
     head = _read_head(path)
-    if not head.strip():
+    if not head.removeprefix(b"\xef\xbb\xbf").strip():  # a byte-order mark alone is empty too
         raise DataError("file is empty, expected a header line and rows", path=path)
     try:
         text = head.decode("utf-8-sig")

@@ -215,6 +215,8 @@ def run(
         except DataError as exc:
             log(f"WARNING: no comparison with the true PD: {exc}")
 
+    # Too few labelled rows is the error to report, not the features they leave empty.
+    config.check(n_lab, int(np.nansum(dataset.batch.target)))
     # A feature missing in every labelled row is usually a broken extract, not a fact about the
     # applicants: train anyway (the trees ignore it), but say so loudly and keep it on record.
     labelled = dataset.labelled()

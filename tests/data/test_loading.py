@@ -1,8 +1,10 @@
 """Reading files: every bad-input case gets one clear error naming file, line, column and value."""
 
 import gzip
+import os
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pandas as pd
@@ -186,6 +188,7 @@ def test_bad_files_get_one_clear_error(case, good_lines, klarna_spec, tmp_path):
     [
         (b"", "file is empty"),
         (b"\n\n", "file is empty"),
+        (b"\xef\xbb\xbf\r\n", "file is empty"),  # a byte-order mark alone: was "missing columns"
         (b"\x00\x01\x02\xff\xfe" * 100, "not UTF-8 text"),
     ],
 )
@@ -201,6 +204,21 @@ def test_unreadable_paths(tmp_path, klarna_spec):
         read_dataset(tmp_path / "nope.csv", klarna_spec)
     with pytest.raises(DataError, match="expected a file, got a directory"):
         read_dataset(tmp_path, klarna_spec)
+    fifo = tmp_path / "rows.csv"
+    os.mkfifo(fifo)  # as /dev/stdin or <(...) hand it over: was "cannot read file: lseek failed"
+    said = []
+
+    def read():  # in a daemon thread: opening a FIFO nobody writes to would block for ever
+        try:
+            read_dataset(fifo, klarna_spec)
+        except DataError as exc:
+            said.append(str(exc))
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(timeout=20)
+    assert not reader.is_alive(), "blocked on the pipe"
+    assert said and "expected a regular file, got a pipe or device" in said[0]
     bad_gz = tmp_path / "d.csv.gz"
     bad_gz.write_bytes(b"not gzip at all")
     with pytest.raises(DataError, match="not a valid gz file"):

@@ -221,3 +221,15 @@ def test_a_model_name_the_store_cannot_take_fails_before_training(synthetic_smal
     with pytest.raises(ValueError, match=f"expected a model name of lower-case letters.*got {name!r}"):
         run(synthetic_small, klarna_spec, tmp_path / "out", TrainConfig(folds=2), model_name=name, log=lambda *_: None)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_file_without_labelled_rows_gets_that_error_and_no_other(klarna_spec, tmp_path):
+    """It used to warn first that all 41 features were missing in every labelled row (there were none)."""
+    from klarna_pd.synth import write_synthetic
+
+    data = tmp_path / "to-score.csv"
+    write_synthetic(data, rows=200, seed=4, unlabelled_share=1.0)
+    said = []
+    with pytest.raises(ValueError, match="the labelled rows have 0 defaults and 0 non-defaults"):
+        run(data, klarna_spec, tmp_path / "out", TrainConfig(folds=2), store=False, log=said.append)
+    assert not [line for line in said if "missing in every labelled row" in line], said
