@@ -6,11 +6,18 @@
         results = client.predict([{"age": 34, "merchant_group": "Entertainment"}], reasons=3)
         pd = client.estimate({"age": 34})
         info = client.metadata()
+
+Applicants go to the service as they are written, so a misspelled feature is the service's 422,
+never a score without it (BentoML's typed call drops fields its schema does not name). Values
+are sent as JSON: NaN, None, pandas' NA and NaT are missing; numpy scalars are their Python
+values. Every failure is a :class:`PDClientError`.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -20,21 +27,64 @@ from bentoml.exceptions import BentoMLException
 
 
 class PDClientError(Exception):
-    """The service refused a request: its HTTP status and message."""
+    """The service refused a request (``status``: its HTTP status), or could not be reached or
+    understood (``status`` None, or the status of an answer that was not what the API promises).
 
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(f"{status}: {message}")
+    Attributes:
+        message: the service's message (the first problem when there were several).
+        errors: every problem the service listed (``[{"loc": ..., "msg": ...}, ...]``), if any.
+        retry_after: seconds the service asked to wait before retrying (503), if it said.
+    """
+
+    def __init__(self, status: int | None, message: str, *, errors: list[Any] | None = None,
+                 retry_after: float | None = None) -> None:
+        super().__init__(f"{status}: {message}" if status is not None else message)
         self.status = status
         self.message = message
+        self.errors = errors or []
+        self.retry_after = retry_after
 
 
-def _error(status: int, text: str) -> PDClientError:
+def _refusal(resp: httpx.Response) -> PDClientError:
     try:
-        body = json.loads(text)
-        message = body.get("message") if isinstance(body, dict) else None
+        body = resp.json()
     except ValueError:
-        message = None
-    return PDClientError(status, message or text)
+        body = None
+    body = body if isinstance(body, dict) else {}
+    try:
+        retry_after = float(resp.headers["retry-after"]) if "retry-after" in resp.headers else None
+    except ValueError:
+        retry_after = None
+    errors = body.get("errors") if isinstance(body.get("errors"), list) else None
+    return PDClientError(resp.status_code, body.get("message") or resp.text or resp.reason_phrase,
+                         errors=errors, retry_after=retry_after)
+
+
+def _json_value(value: Any, where: str) -> Any:
+    """``value`` as the JSON the service reads; missing values (NaN, NA, NaT) as None."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        if math.isnan(value):
+            return None
+        if math.isinf(value):
+            raise PDClientError(None, f"{where}: expected a finite number or None, got {value}")
+        return value
+    kind = type(value)
+    if kind.__module__ == "numpy" and hasattr(value, "item"):  # np.float32(1.5), np.int64(3), np.bool_
+        return _json_value(value.item(), where)
+    if kind.__name__ in ("NAType", "NaTType"):  # pandas' missing values, without importing pandas
+        return None
+    raise PDClientError(None, f"{where}: expected a number, text, true/false or None, got {kind.__name__}")
+
+
+def _applicant(record: Any, where: str) -> dict[str, Any]:
+    if not isinstance(record, Mapping):
+        raise PDClientError(None, f"{where}: expected a mapping of feature name -> value, "
+                                  f"got {type(record).__name__}")
+    return {str(k): _json_value(v, f"{where}.{k}") for k, v in record.items()}
 
 
 class PDClient:
@@ -44,55 +94,121 @@ class PDClient:
         url: the service's base URL, e.g. ``http://localhost:3000`` or the ingress address.
         api_key: sent as ``Authorization: Bearer <key>`` when the service requires keys.
         timeout: seconds per request.
-        server_ready_timeout: seconds to wait for ``/readyz`` on connect.
+        server_ready_timeout: seconds to wait for ``/readyz`` on connect (0: do not wait).
+
+    Raises:
+        PDClientError: not ready in time (with what was last seen: no connection, a status), not a
+            klarna-pd service at that URL, or an API key it refuses.
     """
 
-    def __init__(self, url: str, *, api_key: str | None = None, timeout: float = 30.0, server_ready_timeout: float = 30.0) -> None:
+    def __init__(self, url: str, *, api_key: str | None = None, timeout: float = 30.0,
+                 server_ready_timeout: float = 30.0) -> None:
+        if "://" not in url:
+            raise PDClientError(None, f"expected a URL such as http://localhost:3000, got {url!r}")
         self.url = url.rstrip("/")
-        self._client = bentoml.SyncHTTPClient(
-            self.url, token=api_key, timeout=timeout, server_ready_timeout=server_ready_timeout
-        )
+        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        if server_ready_timeout > 0:
+            self._wait_ready(server_ready_timeout, timeout)
+        try:
+            # BentoML's own wait polls /readyz without a pause: ours above, theirs off.
+            self._client = bentoml.SyncHTTPClient(self.url, token=api_key, timeout=timeout, server_ready_timeout=0)
+        except BentoMLException:  # it could not read /schema.json: say why
+            raise self._unreached("GET", "/schema.json", timeout) from None
+        except httpx.HTTPError as exc:
+            raise PDClientError(None, f"cannot reach {self.url}: {exc}") from None
+
+    def _unreached(self, method: str, path: str, timeout: float) -> PDClientError:
+        try:
+            resp = httpx.request(method, self.url + path, headers=self._headers, timeout=timeout)
+        except httpx.HTTPError as exc:
+            return PDClientError(None, f"cannot reach {self.url}: {exc}")
+        if resp.is_error:
+            return _refusal(resp)
+        return PDClientError(resp.status_code, f"{path} did not answer as a klarna-pd service does")
+
+    def _wait_ready(self, seconds: float, timeout: float) -> None:
+        deadline, last = time.monotonic() + seconds, "no answer"
+        while True:
+            try:
+                resp = httpx.get(f"{self.url}/readyz", timeout=min(timeout, 5.0))
+                if resp.status_code == 200:
+                    return
+                if resp.status_code == 404:
+                    raise PDClientError(404, f"{self.url}/readyz not found: expected the address of a klarna-pd "
+                                             "service (nothing after host and port unless a proxy routes it)")
+                last = f"/readyz answered {resp.status_code}"
+            except httpx.HTTPError as exc:
+                last = f"cannot connect ({exc})"
+            if time.monotonic() >= deadline:
+                raise PDClientError(None, f"{self.url} not ready after {seconds:g} s: {last}")
+            time.sleep(0.25)
+
+    def _call(self, method: str, path: str, body: Any = None) -> tuple[httpx.Response, Any]:
+        content = None if body is None else json.dumps(body, allow_nan=False).encode()
+        headers = {"Content-Type": "application/json"} if content is not None else {}
+        try:
+            resp = self._client.request(method, path, content=content, headers=headers)
+        except httpx.HTTPError as exc:
+            raise PDClientError(None, f"{method} {self.url}{path}: {type(exc).__name__}: {exc}") from None
+        except RuntimeError as exc:  # httpx: the client has been closed
+            raise PDClientError(None, f"{method} {self.url}{path}: {exc}") from None
+        if resp.is_error:
+            raise _refusal(resp)
+        try:
+            return resp, resp.json()
+        except ValueError:
+            raise PDClientError(resp.status_code, f"expected a JSON answer from {path}, got "
+                                                  f"{resp.headers.get('content-type')!r}: {resp.text[:200]!r}") from None
 
     def predict(self, records: Sequence[Mapping[str, Any]], *, reasons: int = 0) -> list[dict[str, Any]]:
         """Score applicants through ``POST /predict``.
 
         Args:
-            records: applicant objects (feature name -> value, missing as None or absent).
-            reasons: how many reason codes to return per applicant (0: none).
+            records: applicant objects (feature name -> value; missing as None, NaN or absent).
+            reasons: how many reason codes to return per applicant (0: none), for the records that
+                do not ask for their own with a ``reasons`` field.
 
         Returns:
             One ``{"pd": ..., [id], ["reasons": [...]]}`` per record, in order.
 
         Raises:
-            PDClientError: the service refused the request (status and message).
+            PDClientError: a value that is not JSON, the service refused the request (status,
+                message, every problem), or its answer does not match the applicants sent.
         """
-        applicants = [dict(r) for r in records]
+        applicants = [_applicant(r, f"applicants[{i}]") for i, r in enumerate(records)]
         if reasons:
             for a in applicants:
-                a["reasons"] = reasons
-        try:
-            return self._client.predict(applicants=applicants)
-        except BentoMLException as exc:
-            raise _error(int(exc.error_code), str(exc)) from None
+                a.setdefault("reasons", reasons)
+        resp, results = self._call("POST", "/predict", {"applicants": applicants})
+        if not (isinstance(results, list) and len(results) == len(applicants)
+                and all(isinstance(r, dict) and "pd" in r for r in results)):
+            shown = f"{len(results)} items" if isinstance(results, list) else type(results).__name__
+            raise PDClientError(resp.status_code, f"expected {len(applicants)} results with a pd each, got {shown}")
+        for i, (sent, got) in enumerate(zip(applicants, results)):
+            for key in got.keys() - {"pd", "reasons"}:  # the echoed id
+                if sent.get(key) is not None and str(got[key]) != str(sent[key]):
+                    raise PDClientError(resp.status_code, f"result {i} is for {key} {got[key]!r}, applicant {i} "
+                                                          f"was {sent[key]!r}: answers out of order")
+        return results
 
     def estimate(self, record: Mapping[str, Any]) -> float:
         """The PD of one applicant through the legacy ``POST /estimate-default-probability``."""
-        resp = self._client.request("POST", "/estimate-default-probability", json=dict(record))
-        if resp.is_error:
-            raise _error(resp.status_code, resp.text)
-        return float(resp.json()["default_probability"])
+        resp, body = self._call("POST", "/estimate-default-probability", _applicant(record, "record"))
+        if not isinstance(body, dict) or not isinstance(body.get("default_probability"), (int, float)):
+            raise PDClientError(resp.status_code, f"expected {{'default_probability': <number>, ...}}, got {body!r:.200}")
+        return float(body["default_probability"])
 
     def metadata(self) -> dict[str, Any]:
         """``GET /metadata``: model tag, metrics, spec, versions."""
-        resp = self._client.request("GET", "/metadata")
-        if resp.is_error:
-            raise _error(resp.status_code, resp.text)
-        return resp.json()
+        resp, body = self._call("GET", "/metadata")
+        if not isinstance(body, dict):
+            raise PDClientError(resp.status_code, f"expected a JSON object from /metadata, got {type(body).__name__}")
+        return body
 
     def is_ready(self) -> bool:
         try:
             return self._client.is_ready()
-        except httpx.HTTPError:
+        except (httpx.HTTPError, RuntimeError):
             return False
 
     def close(self) -> None:

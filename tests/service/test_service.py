@@ -1,6 +1,7 @@
 """The service over HTTP: a real ``bentoml serve`` subprocess of the small_trained model."""
 
 import json
+import re
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -14,7 +15,7 @@ from klarna_pd.data.files import read_dataset
 
 from ..helpers.models import certain_default_booster, edit_record, signed_copy
 from ..helpers.records import arrow_body, records_of
-from ..helpers.servers import start_server, stop_server, wait_ready
+from ..helpers.servers import free_port, start_server, stop_server, wait_ready
 
 pytestmark = [pytest.mark.service]
 
@@ -151,6 +152,47 @@ def test_python_client(server, small_model, sample_records):
         assert err.value.status == 422 and "got \"old\"" in err.value.message
 
 
+def test_the_client_sends_applicants_as_written_and_values_as_json(server, small_model, sample_records):
+    """BentoML's typed call dropped fields its schema does not name: a misspelled feature was scored
+    as missing. NaN, numpy scalars and pandas' NA were errors or tokens the service refuses."""
+    import numpy as np
+    import pandas as pd
+
+    with PDClient(server) as client:
+        with pytest.raises(PDClientError) as err:
+            client.predict([{"agee": 70}])
+        assert err.value.status == 422 and "agee" in err.value.message and err.value.errors
+        plain = [{"age": 34, "has_paid": True, "num_unpaid_bills": 2, "avg_payment_span_0_12m": None}]
+        typed = [{"age": np.int64(34), "has_paid": np.bool_(True), "num_unpaid_bills": np.float32(2.0),
+                  "avg_payment_span_0_12m": float("nan")}]
+        want = small_model.predict_records(plain).tolist()
+        assert [r["pd"] for r in client.predict(typed)] == want
+        assert [r["pd"] for r in client.predict([{**typed[0], "avg_payment_span_0_12m": pd.NA}])] == want
+        assert client.estimate({"age": 34, "avg_payment_span_0_12m": float("nan")}) == client.estimate({"age": 34})
+        for bad, needle in (([{"age": float("inf")}], "applicants[0].age: expected a finite number"),
+                            ([{"age": pd.Timestamp("2026-01-01")}], "applicants[0].age: expected a number, text"),
+                            (["abc"], "applicants[0]: expected a mapping")):
+            with pytest.raises(PDClientError, match=re.escape(needle)):
+                client.predict(bad)
+        ids = [{**r, "uuid": f"id-{i}"} for i, r in enumerate(sample_records[1][:3])]
+        assert [r["uuid"] for r in client.predict(ids, reasons=1)] == ["id-0", "id-1", "id-2"]
+    with pytest.raises(PDClientError, match="closed"):
+        client.metadata()
+
+
+def test_the_client_says_why_it_cannot_connect(server):
+    started, cpu = time.monotonic(), time.process_time()
+    with pytest.raises(PDClientError, match=r"not ready after 1.5 s: cannot connect"):
+        PDClient(f"http://127.0.0.1:{free_port()}", server_ready_timeout=1.5)
+    # BentoML's own wait polled without a pause: a CPU busy for the whole wait.
+    assert time.monotonic() - started < 10 and time.process_time() - cpu < 0.5
+    with pytest.raises(PDClientError) as err:
+        PDClient(f"{server}/v1", server_ready_timeout=5)
+    assert err.value.status == 404 and "expected the address of a klarna-pd service" in err.value.message
+    with pytest.raises(PDClientError, match="expected a URL such as http://localhost:3000"):
+        PDClient("localhost:3000")
+
+
 # -- servers with other settings ----------------------------------------------------------------
 
 KEY = "k" * 24
@@ -182,6 +224,10 @@ def test_api_keys(keyed_server, sample_records):
         assert httpx.get(f"{url}{open_path}").status_code == 200
     with PDClient(url, api_key=KEY) as client:
         assert 0 < client.predict(records[:1])[0]["pd"] < 1
+    for key in (None, "wrong-key-wrong-key"):  # was BentoML's "Failed to fetch schema" with code 500
+        with pytest.raises(PDClientError) as err:
+            PDClient(url, api_key=key)
+        assert err.value.status == 401
     log = open(proc.log_path).read()
     assert KEY not in log and "wrong-key-wrong-key" not in log and "z" * 20 not in log
 
