@@ -20,7 +20,9 @@ MIB = 1024 * 1024
 class Settings(BaseSettings):
     """Serving settings (env prefix ``KLARNA_PD_``)."""
 
-    model_config = SettingsConfigDict(env_prefix="KLARNA_PD_", extra="ignore")
+    # An error names the setting and the rule, never the values: a rule between settings would
+    # otherwise print every setting, the API keys among them, into the pod's log.
+    model_config = SettingsConfigDict(env_prefix="KLARNA_PD_", extra="ignore", hide_input_in_errors=True)
 
     model_tag: str = "klarna-pd:latest"
     """Model to serve from the BentoML model store."""
@@ -67,7 +69,7 @@ class Settings(BaseSettings):
     header_timeout_seconds: float = Field(default=10.0, gt=0)
     """A connection whose request headers take longer is closed (slow-header clients)."""
 
-    api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list, repr=False)
     """Accepted API keys, comma-separated. Empty: no authentication."""
 
     drift_window: int = Field(default=10_000, ge=0)

@@ -46,3 +46,23 @@ def test_a_wrong_key_beside_a_valid_one_is_refused_in_either_order(order):
 def test_no_keys_is_a_configuration_error():
     with pytest.raises(ValueError, match="at least one non-empty key"):
         APIKeys(["", ""])
+
+
+@pytest.mark.parametrize("env", [
+    {"KLARNA_PD_API_KEYS": "secret-valid-key-0123456789,short"},
+    {"KLARNA_PD_API_KEYS": "secret-valid-key-0123456789", "KLARNA_PD_MAX_BATCH_SIZE": "3"},
+])
+def test_a_settings_error_never_prints_the_api_keys(env, monkeypatch):
+    """A rule between settings printed every setting it was given, the keys among them, into the log."""
+    from pydantic import ValidationError
+
+    from klarna_pd.settings import Settings
+
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError) as err:
+        Settings()
+    assert "secret-valid-key" not in str(err.value) and "at least" in str(err.value)
+    monkeypatch.delenv("KLARNA_PD_MAX_BATCH_SIZE", raising=False)
+    monkeypatch.setenv("KLARNA_PD_API_KEYS", "secret-valid-key-0123456789")
+    assert "secret-valid-key" not in repr(Settings())
