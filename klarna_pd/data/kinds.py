@@ -8,9 +8,11 @@ kind           text field (CSV, text       JSON value                   Arrow va
                columns of Parquet/Spark)
 =============  ==========================  ===========================  =========================
 numeric        a decimal number            a number                     integer, float, decimal
-               (``12``, ``-0.5``, ``1e3``)
+               (``12``, ``-0.5``, ``1e3``;
+               spaces and tabs around it
+               ignored)
 ordinal        an integer code (``2``,     an integral number           integer, integral float
-               ``2.0``)                    (``2``, ``2.0``)
+               ``2.0``; spaces as above)   (``2``, ``2.0``)
 boolean        one of the spec's true and  ``true``, ``false``          boolean, integer 0/1
                false tokens
 categorical    the text itself             a string, or an integer      string, integer, integral
@@ -193,6 +195,15 @@ def _missing_to_null(arr: pa.Array, spec: DatasetSpec) -> pa.Array:
     return pc.if_else(is_token, pa.scalar(None, type=arr.type), arr)
 
 
+def _text_numbers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Number texts as float64, with spaces and tabs around them ignored: pyarrow's typed CSV
+    columns (the fast path of every file) ignore them, so the text path must too, or a value's fate
+    would hang on whether some other row of its block was bad."""
+    import pyarrow.compute as pc
+
+    return _cast_float(pc.utf8_trim(arr, characters=" \t"))
+
+
 def _cast_float(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """Texts cast to float64 by Arrow's own parser, and a mask of those it cannot parse (or that
     parse to NaN).
@@ -237,7 +248,7 @@ def arrow_numbers(arr: pa.Array, feature: Feature, spec: DatasetSpec) -> tuple[n
             is_false = pc.is_in(arr, value_set=pa.array(spec.false_values, type=t)).to_numpy(zero_copy_only=False)
             present = arr.is_valid().to_numpy(zero_copy_only=False)
             return np.where(is_true, 1.0, np.where(is_false, 0.0, np.nan)), present & ~(is_true | is_false)
-        return _cast_float(arr)
+        return _text_numbers(arr)
     if pa.types.is_boolean(t) and feature.kind != "boolean":
         raise TypeError(t)  # true is not a number, as in JSON
     if pa.types.is_boolean(t) or pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
@@ -288,7 +299,7 @@ def arrow_target(arr: pa.Array, spec: DatasetSpec) -> tuple[np.ndarray, np.ndarr
 
     if _is_text(arr.type):
         arr = _missing_to_null(arr, spec)
-        values, bad = _cast_float(arr)
+        values, bad = _text_numbers(arr)
     elif pa.types.is_null(arr.type):
         return np.full(len(arr), np.nan), np.zeros(len(arr), dtype=bool)
     else:

@@ -258,3 +258,25 @@ def test_train_writes_nothing_on_bad_data(good_lines, klarna_spec, tmp_path):
     assert proc.returncode == 2
     assert "line 2, column 'age': expected a finite number from 18 to 120, got 'x'" in proc.stderr
     assert not out.exists()
+
+
+def test_spaces_around_a_number_read_the_same_whatever_else_is_in_the_block(good_lines, klarna_spec, tmp_path):
+    """pyarrow's typed columns ignore them, the text path refused them: a spaced value was accepted,
+    or rejected when another row of its block was bad (so with the chunk size)."""
+    age, bills = klarna_spec.columns.index("age"), klarna_spec.columns.index("num_active_inv")
+    lines = list(good_lines[:400])
+    for n in (2, 150, 399):
+        lines[n - 1] = _replace_field(lines[n - 1], age, f" {lines[n - 1].split(';')[age]}\t")
+    plain = read_dataset(_write(tmp_path, good_lines[:400], "plain.csv"), klarna_spec).frame
+    lines[200 - 1] = _replace_field(lines[200 - 1], bills, "abc")
+    path = _write(tmp_path, lines)
+    for chunk_bytes in (1 << 12, 1 << 20):
+        chunks = list(iter_chunks(path, klarna_spec, chunk_bytes=chunk_bytes, strict=False))
+        assert [p.line for c in chunks for p in c.problems] == [200]
+        frame = pd.concat([c.frame for c in chunks], ignore_index=True)
+        pd.testing.assert_frame_equal(frame, plain.drop(index=198).reset_index(drop=True))
+    as_text = pa.table({c: pa.array([None if v in ("", "NA") else v for v in col])
+                        for c, col in zip(lines[0].split(";"), zip(*(ln.split(";") for ln in lines[1:199])))})
+    pq.write_table(as_text.set_column(age, "age", pa.array([" 28", *as_text["age"].to_pylist()[1:]])),
+                   tmp_path / "d.parquet")
+    assert read_dataset(tmp_path / "d.parquet", klarna_spec).frame["age"].iloc[0] == 28.0
