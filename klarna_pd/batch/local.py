@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 from ..cpus import available_cpus
 from ..data.batch import Batch, RowProblem
-from ..data.files import Chunk, Tally, is_parquet, iter_chunks
+from ..data.files import Chunk, Tally, compression_of, is_parquet, iter_chunks
 from ..errors import DataError
 from ..model import PDModel
 from ..progress import Progress
@@ -92,7 +92,7 @@ def estimate_rows(path: Path) -> tuple[int | None, bool]:
 def _estimate_rows(path: Path) -> tuple[int | None, bool]:
     if is_parquet(path):
         return pq.ParquetFile(str(path)).metadata.num_rows, False
-    if path.suffix.lower() in {".gz", ".bz2", ".zst"}:
+    if compression_of(path):
         return None, True
     with open(path, "rb") as fh:
         head = fh.read(1 << 20)

@@ -98,6 +98,15 @@ class Dataset:
         return self.batch.take(~self.is_labelled)
 
 
+#: Compressed CSV by extension, in any case (pyarrow's own detection knows lower case only).
+_CODECS = {".gz": "gzip", ".gzip": "gzip", ".bz2": "bz2", ".zst": "zstd", ".zstd": "zstd", ".lz4": "lz4"}
+
+
+def compression_of(path: str | Path) -> str | None:
+    """The codec a file's extension names (``data.CSV.GZ``: gzip), None for an uncompressed file."""
+    return _CODECS.get(Path(path).suffix.lower())
+
+
 def is_parquet(path: str | Path) -> bool:
     """Whether a data file is read (or written) as Parquet, by its extension."""
     return Path(path).suffix.lower() in {".parquet", ".pq"}
@@ -120,7 +129,7 @@ def _check_path(path: Path) -> None:
 def _read_head(path: Path) -> bytes:
     _check_path(path)
     try:
-        with pa.input_stream(str(path), compression="detect") as stream:
+        with pa.input_stream(str(path), compression=compression_of(path)) as stream:
             return stream.read(_HEAD_BYTES)
     except FileNotFoundError:
         raise DataError("file not found", path=path) from None
@@ -129,7 +138,7 @@ def _read_head(path: Path) -> bytes:
     except PermissionError:
         raise DataError("permission denied", path=path) from None
     except (OSError, pa.ArrowException) as exc:
-        if path.suffix.lower() in {".gz", ".bz2", ".zst", ".lz4"}:
+        if compression_of(path):
             raise DataError(f"not a valid {path.suffix[1:]} file ({exc})", path=path) from None
         raise DataError(f"cannot read file: {exc}", path=path) from None
 
@@ -275,7 +284,7 @@ def iter_chunks(
 
 def _csv_pieces(path: Path, chunk_bytes: int, max_line: int) -> Iterator[Block | LongLine]:
     try:
-        stream = pa.input_stream(str(path), compression="detect")
+        stream = pa.input_stream(str(path), compression=compression_of(path))
     except (OSError, pa.ArrowException) as exc:
         raise DataError(f"cannot read file: {exc}", path=path) from None
 

@@ -159,7 +159,7 @@ def write_synthetic(
         tmp_out = stack.enter_context(atomic_path(out))
         tmp_truth = stack.enter_context(atomic_path(truth)) if truth else None
         data_writer = truth_writer = None
-        data_sink = _open_sink(tmp_out, gzip=out.suffix == ".gz") if not parquet else None
+        data_sink = _open_sink(tmp_out, gzip=out.suffix.lower() == ".gz") if not parquet else None
         truth_sink = pa.OSFile(str(tmp_truth), "wb") if tmp_truth else None
         try:
             done = 0

@@ -111,9 +111,10 @@ def test_the_synthetic_file_reads_typed(synthetic_small, klarna_spec):
 
 def test_gzip_and_parquet_read_the_same(synthetic_small, klarna_spec, tmp_path):
     plain = read_dataset(synthetic_small, klarna_spec).frame
-    gz = tmp_path / "d.csv.gz"
-    gz.write_bytes(gzip.compress(synthetic_small.read_bytes()))
-    pd.testing.assert_frame_equal(read_dataset(gz, klarna_spec).frame, plain)
+    for name in ("d.csv.gz", "D.CSV.GZ", "d.csv.gzip"):  # upper case was read as raw bytes ("not UTF-8")
+        gz = tmp_path / name
+        gz.write_bytes(gzip.compress(synthetic_small.read_bytes()))
+        pd.testing.assert_frame_equal(read_dataset(gz, klarna_spec).frame, plain)
     pq_path = tmp_path / "d.parquet"
     pq.write_table(pa.Table.from_pandas(plain, preserve_index=False), pq_path)
     pd.testing.assert_frame_equal(read_dataset(pq_path, klarna_spec).frame, plain)

@@ -204,6 +204,16 @@ def test_same_seed_same_bytes(tmp_path):
     assert a.read_bytes() == b.read_bytes() != c.read_bytes()
 
 
+def test_a_gz_name_in_upper_case_is_written_compressed(tmp_path, klarna_spec):
+    """``D.CSV.GZ`` was written as plain text under a gzip name."""
+    from klarna_pd.data.files import read_dataset
+
+    write_synthetic(tmp_path / "d.csv", rows=300, seed=9)
+    write_synthetic(tmp_path / "D.CSV.GZ", rows=300, seed=9)
+    assert (tmp_path / "D.CSV.GZ").read_bytes()[:2] == b"\x1f\x8b"
+    assert read_dataset(tmp_path / "D.CSV.GZ", klarna_spec).frame.equals(read_dataset(tmp_path / "d.csv", klarna_spec).frame)
+
+
 def test_cli(tmp_path):
     out, truth = tmp_path / "d.csv", tmp_path / "t.csv"
     proc = subprocess.run(
