@@ -189,7 +189,9 @@ class Gateway:
 
     async def _body(self, scope, receive: Receive, limit: int) -> tuple[bytes, int]:
         """The body, refused past ``limit`` (413), past the in-flight budget (503) or when it does
-        not arrive within the body timeout (408). Returns the body and the bytes reserved for it."""
+        not arrive within the body timeout (408), or compressed (415). Returns the body and the bytes
+        reserved for it."""
+        wire.check_content_encoding(scope["headers"])
         declared = wire.declared_length(scope["headers"], limit)
         held = 0
         if declared:

@@ -32,6 +32,15 @@ def check_content_type(headers: Iterable[tuple[bytes, bytes]], *, accept: tuple[
     return "application/json"
 
 
+def check_content_encoding(headers: Iterable[tuple[bytes, bytes]]) -> None:
+    """Refuse (415) a body sent compressed: it would be read as the JSON or Arrow it is not (a gzip
+    body was a 400 "not UTF-8"; a plain one labelled gzip was answered as if nothing were said)."""
+    for name, value in headers:
+        if name.lower() == b"content-encoding" and value.strip().lower() not in (b"", b"identity"):
+            raise RequestError(415, f"expected an uncompressed body (no Content-Encoding), got Content-Encoding "
+                                    f"{value.decode('latin-1')!r}")
+
+
 def declared_length(headers: Iterable[tuple[bytes, bytes]], max_bytes: int) -> int | None:
     """The Content-Length, refused (413) past ``max_bytes`` before a byte of the body is read."""
     for name, value in headers:
@@ -118,6 +127,7 @@ def refuse_too_many_objects(body: bytes, max_objects: int) -> None:
     if body.count(b"{") <= limit:
         return
     if _STRINGS.sub(b"", body).count(b"{") > limit:
-        raise RequestError(422, f"applicants: expected at most {max_objects} applicants per request, "
-                                f"the body holds more than {max_objects} JSON objects",
+        # Objects nested in values count too: the message must not read as "too many applicants" only.
+        raise RequestError(422, f"applicants: expected at most {max_objects} applicants per request, each an "
+                                f"object of plain values; the body holds more than {limit} JSON objects",
                            [{"loc": "applicants", "msg": f"expected at most {max_objects} applicants per request"}])

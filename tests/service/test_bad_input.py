@@ -3,6 +3,8 @@
 Spoken to a real ``bentoml serve`` over HTTP; the service must stay ready after all of them.
 """
 
+import gzip
+
 import httpx
 import pytest
 
@@ -22,6 +24,12 @@ CASES = {
     "malformed JSON": (PREDICT, b'{"applicants": [', JSON, 400, "malformed JSON: EOF while parsing"),
     "wrong content type": (PREDICT, b'{"applicants": [{}]}', {"content-type": "text/csv"}, 415,
                            "expected Content-Type application/json or application/vnd.apache.arrow.stream, got 'text/csv'"),
+    # A gzip body was a 400 "not UTF-8"; a plain body labelled gzip was answered as if unlabelled.
+    "compressed body": (PREDICT, gzip.compress(b'{"applicants": [{}]}'),
+                        {**JSON, "content-encoding": "gzip"}, 415,
+                        "expected an uncompressed body (no Content-Encoding), got Content-Encoding 'gzip'"),
+    "body labelled compressed": (LEGACY, b'{"age": 30}', {**JSON, "content-encoding": "br"}, 415,
+                                 "got Content-Encoding 'br'"),
     "array where the request object belongs": (PREDICT, b'[{"age": 3}]', JSON, 422, "expected a JSON object {'applicants': [...]}, got [{\"age\": 3}]"),
     "object where the applicant list belongs": (PREDICT, b'{"applicants": {"age": 3}}', JSON, 422,
                                                 "applicants: expected a list of applicant objects, got {\"age\": 3}"),

@@ -74,3 +74,13 @@ def test_legacy_refusals(body, needle):
     with pytest.raises(RequestError) as err:
         parse_legacy(body, SPEC)
     assert err.value.status in (400, 422) and needle in err.value.message, err.value.message
+
+
+def test_objects_nested_in_values_are_counted_and_the_refusal_says_so():
+    """One applicant whose value nests objects was refused as "too many applicants" alone."""
+    from klarna_pd.serving import wire
+
+    wire.refuse_too_many_objects(b'{"applicants": [{"merchant_group": "{{{{"}, {}]}', 2)  # braces in strings
+    with pytest.raises(RequestError) as err:
+        wire.refuse_too_many_objects(b'{"applicants": [{"age": {"a": {"b": {}}}}]}', 2)
+    assert err.value.status == 422 and "each an object of plain values; the body holds more than 3" in err.value.message
