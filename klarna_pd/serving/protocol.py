@@ -1,4 +1,5 @@
-"""A header timeout for the HTTP server: a client that trickles its request headers is cut off.
+"""A header timeout and a header size limit for the HTTP server: a client that trickles its
+request headers, or sends more of them than any client needs, is cut off.
 
 uvicorn (which BentoML runs) has no header timeout: its keep-alive timer is cancelled by every
 byte received, so a client sending one header byte every few seconds holds a connection forever
@@ -8,6 +9,11 @@ so this module registers a subclass of uvicorn's httptools protocol under uvicor
 subclass starts one timer when a connection opens and after each response, and cancels it when
 a request's headers are complete: one ``call_later`` per request, as the keep-alive timer already
 costs. Installed by service.py when the service module is imported, before uvicorn starts.
+
+uvicorn's httptools protocol has no header size limit either: a 10 MB header line was read into
+memory and answered 200, outside the byte budget that bounds request bodies (admission.py). Until
+a request's headers are complete (the timer is armed exactly then), the bytes received are counted
+up to the blank line that ends them; past MAX_HEADER_BYTES the connection gets a 431 and is closed.
 """
 
 from __future__ import annotations
@@ -19,6 +25,18 @@ logger = logging.getLogger("klarna_pd.serving")
 
 _ENTRY = "klarna_pd.serving.protocol:HeaderTimeoutProtocol"
 _timeout = 10.0
+#: Request line and headers together: 64 KiB, twice nginx's default for a request's headers (4 x 8 KiB).
+MAX_HEADER_BYTES = 64 * 1024
+
+
+def _too_large() -> bytes:
+    import json
+
+    message = f"request headers over {MAX_HEADER_BYTES:,} bytes"
+    body = json.dumps({"status": "error", "message": message,  # the error envelope (errors.RequestError)
+                       "errors": [{"loc": "", "msg": message}]}).encode()
+    return (b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"
+            b"connection: close\r\ncontent-length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
 
 try:
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -32,9 +50,11 @@ if HttpToolsProtocol is not None:
         """uvicorn's httptools protocol with a deadline for each request's headers."""
 
         _header_timer: asyncio.TimerHandle | None = None
+        _header_bytes = 0
 
         def _arm(self) -> None:
             self._disarm()
+            self._header_bytes = 0
             self._header_timer = self.loop.call_later(_timeout, self._headers_too_slow)
 
         def _disarm(self) -> None:
@@ -51,6 +71,33 @@ if HttpToolsProtocol is not None:
         def connection_made(self, transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
             self._arm()
+
+        _refused = False
+
+        def data_received(self, data: bytes) -> None:
+            if self._refused:
+                return  # read and dropped until the connection closes, so that no reset eats the 431
+            if self._header_timer is not None:  # still reading a request's headers
+                end = data.find(b"\r\n\r\n")
+                self._header_bytes += len(data) if end < 0 else end
+                if self._header_bytes > MAX_HEADER_BYTES:
+                    self._refuse()
+                    return
+            super().data_received(data)
+
+        def _refuse(self) -> None:
+            self._disarm()
+            self._refused = True
+            if self.transport.is_closing():
+                return
+            logger.info("refused a request whose headers passed %d bytes (431)", MAX_HEADER_BYTES)
+            self.transport.write(_too_large())
+            # Closed at once with the client's bytes unread, the kernel would answer them with a
+            # reset that can reach the client before it reads the 431: end our side, drop what
+            # still comes, close after a second.
+            if self.transport.can_write_eof():
+                self.transport.write_eof()
+            self.loop.call_later(1.0, self.transport.close)
 
         def on_headers_complete(self) -> None:
             self._disarm()

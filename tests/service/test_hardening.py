@@ -199,6 +199,27 @@ def _rest_of_response(s: socket.socket, received: bytes) -> bytes:
         more += chunk
 
 
+@pytest.mark.parametrize("headers", [b"X-Big: " + b"a" * 10_000_000 + b"\r\n",
+                                     b"".join(b"X-%d: %s\r\n" % (i, b"b" * 20) for i in range(5_000))])
+def test_oversized_request_headers_get_431_and_the_server_goes_on(impatient, headers):
+    """A 10 MB header line, or 5,000 headers, were read into memory and answered 200."""
+    host, port = impatient.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        try:
+            s.sendall(b"GET /livez HTTP/1.1\r\nHost: x\r\n" + headers + b"\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # cut off while sending: the answer is already waiting
+        answer = s.recv(65536)
+        answer += _rest_of_response(s, answer)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 431"), head[:200]
+    assert json.loads(body)["message"] == "request headers over 65,536 bytes"
+    with socket.create_connection((host, int(port)), timeout=10) as s:  # just under the limit: served
+        s.sendall(b"GET /livez HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 60_000 + b"\r\n\r\n")
+        assert s.recv(65536).startswith(b"HTTP/1.1 200")
+    assert httpx.post(f"{impatient}/predict", json={"applicants": [{"age": 30}]}).status_code == 200
+
+
 def test_a_body_shorter_than_its_content_length_gets_408_in_the_envelope(impatient):
     """Item 6: such a request waited 30 s for a 504 outside the error envelope."""
     url = impatient
