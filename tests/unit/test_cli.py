@@ -1,0 +1,28 @@
+"""How the command-line tools end and warn (klarna_pd/cli.py); SIGTERM itself: tests/data/test_synth.py."""
+
+import pytest
+
+from klarna_pd import cli
+from klarna_pd.data.files import DataWarning
+
+pytestmark = pytest.mark.unit
+
+
+def test_the_projects_warnings_are_one_line_and_others_keep_pythons_format(capsys, monkeypatch):
+    """The extra-column warning printed in Python's format, with a source line of ours after it."""
+    passed_on = []
+    monkeypatch.setattr(cli, "_show_default", lambda *args: passed_on.append(args[:4]))
+    cli._show(DataWarning("d.csv: ignoring 1 column(s) the spec does not name: ['note']"), DataWarning,
+              "/venv/klarna_pd/batch/local.py", 148)
+    cli._show(DeprecationWarning("old"), DeprecationWarning, "/venv/lib/thing.py", 7)
+    assert capsys.readouterr().err == "warning: d.csv: ignoring 1 column(s) the spec does not name: ['note']\n"
+    assert [(str(m), c, f, n) for m, c, f, n in passed_on] == [("old", DeprecationWarning, "/venv/lib/thing.py", 7)]
+
+
+def test_ctrl_c_is_one_line_and_exit_130(capsys):
+    def interrupted() -> int:
+        raise KeyboardInterrupt
+
+    with pytest.raises(SystemExit) as exit_:
+        cli.run(interrupted)
+    assert exit_.value.code == 130 and capsys.readouterr().err == "interrupted\n"
