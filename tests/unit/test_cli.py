@@ -15,7 +15,8 @@ def test_the_projects_warnings_are_one_line_and_others_keep_pythons_format(capsy
     cli._show(DataWarning("d.csv: ignoring 1 column(s) the spec does not name: ['note']"), DataWarning,
               "/venv/klarna_pd/batch/local.py", 148)
     cli._show(DeprecationWarning("old"), DeprecationWarning, "/venv/lib/thing.py", 7)
-    assert capsys.readouterr().err == "warning: d.csv: ignoring 1 column(s) the spec does not name: ['note']\n"
+    said = "warning: d.csv: ignoring 1 column(s) the spec does not name: ['note']\n"
+    assert capsys.readouterr().err == said
     assert [(str(m), c, f, n) for m, c, f, n in passed_on] == [("old", DeprecationWarning, "/venv/lib/thing.py", 7)]
 
 
