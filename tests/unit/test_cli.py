@@ -17,7 +17,8 @@ def test_the_projects_warnings_are_one_line_and_others_keep_pythons_format(capsy
     cli._show(DeprecationWarning("old"), DeprecationWarning, "/venv/lib/thing.py", 7)
     said = "warning: d.csv: ignoring 1 column(s) the spec does not name: ['note']\n"
     assert capsys.readouterr().err == said
-    assert [(str(m), c, f, n) for m, c, f, n in passed_on] == [("old", DeprecationWarning, "/venv/lib/thing.py", 7)]
+    passed = [(str(m), c, f, n) for m, c, f, n in passed_on]
+    assert passed == [("old", DeprecationWarning, "/venv/lib/thing.py", 7)]
 
 
 def test_ctrl_c_is_one_line_and_exit_130(capsys):
