@@ -154,6 +154,9 @@ def _csv_header(path: Path, spec: DatasetSpec) -> list[str]:
         if exc.start < len(head) - 4:
             raise not_utf8(head, 0, 1, path) from None
         text = head[: exc.start].decode("utf-8")
+    if b"\n" not in head and b"\r" in head.rstrip(b"\r"):
+        raise DataError("lines end with CR alone (classic Mac OS); expected LF or CRLF line endings: convert "
+                        "the file, e.g. tr '\\r' '\\n'", path=path, line=1)
     if len(head) == _HEAD_BYTES and b"\n" not in head:
         raise DataError(f"the header line is longer than {_HEAD_BYTES:,} bytes; is this a CSV file?", path=path, line=1)
     first = text.splitlines()[0] if text.splitlines() else ""

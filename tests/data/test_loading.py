@@ -190,6 +190,8 @@ def test_bad_files_get_one_clear_error(case, good_lines, klarna_spec, tmp_path):
         (b"", "file is empty"),
         (b"\n\n", "file is empty"),
         (b"\xef\xbb\xbf\r\n", "file is empty"),  # a byte-order mark alone: was "missing columns"
+        (b"uuid;default\ra;1\rb;0\r" * 3000, "lines end with CR alone"),  # was "header line is longer"
+        (b"uuid;default\ra;1\r", "lines end with CR alone"),  # a small one: was "missing columns"
         (b"\x00\x01\x02\xff\xfe" * 100, "not UTF-8 text"),
     ],
 )
