@@ -27,7 +27,7 @@ from typing import Any
 import pydantic_core
 
 from ..spec import DatasetSpec
-from . import monitoring, wire
+from . import monitoring, protocol, wire
 from .admission import Admission, Overloaded
 from .applicants import Applicants, parse_legacy, parse_predict
 from .auth import MESSAGE as AUTH_MESSAGE
@@ -69,29 +69,6 @@ class Limits:
     batch_max_applicants: int = 64
 
 
-class _LogLimiter:
-    """At most ``rate`` refusal lines a second; the rest are counted and summed up in the next line."""
-
-    def __init__(self, rate: float = 20.0) -> None:
-        self.rate = rate
-        self.tokens = rate
-        self.stamp = time.monotonic()
-        self.suppressed = 0
-
-    def __call__(self, text: str) -> None:
-        now = time.monotonic()
-        self.tokens = min(self.rate, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens < 1.0:
-            self.suppressed += 1
-            return
-        self.tokens -= 1.0
-        if self.suppressed:
-            text += f" ({self.suppressed} more refusals not logged)"
-            self.suppressed = 0
-        logger.info(text)
-
-
 class Gateway:
     """ASGI middleware that answers the service's routes itself (see the module docstring).
 
@@ -111,7 +88,7 @@ class Gateway:
         self.keys = keys
         self.docs = docs
         self.admission = Admission(limits.max_inflight_bytes, on_change=monitoring.set_inflight_bytes)
-        self.log_refusal = _LogLimiter()
+        self.log_refusal = protocol.log_refusal  # one budget per worker, with the protocol's refusals
         self.routes: dict[str, tuple[frozenset[str], Callable]] = {
             "/predict": (frozenset({"POST"}), self.predict),
             "/estimate-default-probability": (frozenset({"POST"}), self.legacy),

@@ -14,14 +14,56 @@ uvicorn's httptools protocol has no header size limit either: a 10 MB header lin
 memory and answered 200, outside the byte budget that bounds request bodies (admission.py). Until
 a request's headers are complete (the timer is armed exactly then), the bytes received are counted
 up to the blank line that ends them; past MAX_HEADER_BYTES the connection gets a 431 and is closed.
+A request its parser cannot read gets a 400 in the error envelope too (uvicorn's is plain text),
+logged through the worker's throttled refusal log (uvicorn logs each as a WARNING).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import time
 
 logger = logging.getLogger("klarna_pd.serving")
+
+class _RefusalLog:
+    """At most ``rate`` refusal lines a second; the rest are counted and summed up in the next line.
+
+    A client's mistake is an INFO line, not a warning: a scanner sending garbage must not flood
+    the log (or page anyone)."""
+
+    def __init__(self, rate: float = 20.0) -> None:
+        self.rate = rate
+        self.tokens = rate
+        self.stamp = time.monotonic()
+        self.suppressed = 0
+
+    def __call__(self, text: str) -> None:
+        now = time.monotonic()
+        self.tokens = min(self.rate, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens < 1.0:
+            self.suppressed += 1
+            return
+        self.tokens -= 1.0
+        if self.suppressed:
+            text += f" ({self.suppressed} more refusals not logged)"
+            self.suppressed = 0
+        logger.info(text)
+
+
+#: The worker's refusal log: the gateway's refusals and the malformed requests below share it.
+log_refusal = _RefusalLog()
+
+
+class _NoParserWarning(logging.Filter):
+    """uvicorn logs every request its parser cannot read as a WARNING, unthrottled; the protocol
+    below answers and logs those itself."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != "Invalid HTTP request received."
+
 
 _ENTRY = "klarna_pd.serving.protocol:HeaderTimeoutProtocol"
 _timeout = 10.0
@@ -29,14 +71,12 @@ _timeout = 10.0
 MAX_HEADER_BYTES = 64 * 1024
 
 
-def _too_large() -> bytes:
-    import json
-
-    message = f"request headers over {MAX_HEADER_BYTES:,} bytes"
-    body = json.dumps({"status": "error", "message": message,  # the error envelope (errors.RequestError)
-                       "errors": [{"loc": "", "msg": message}]}).encode()
-    return (b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"
-            b"connection: close\r\ncontent-length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+def _answer(status: bytes, message: str) -> bytes:
+    """A whole response in the error envelope (errors.RequestError), closing the connection."""
+    envelope = {"status": "error", "message": message, "errors": [{"loc": "", "msg": message}]}
+    body = json.dumps(envelope).encode()
+    return (b"HTTP/1.1 " + status + b"\r\ncontent-type: application/json\r\nconnection: close\r\n"
+            b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
 
 try:
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -90,14 +130,22 @@ if HttpToolsProtocol is not None:
             self._refused = True
             if self.transport.is_closing():
                 return
-            logger.info("refused a request whose headers passed %d bytes (431)", MAX_HEADER_BYTES)
-            self.transport.write(_too_large())
+            log_refusal(f"431 request headers over {MAX_HEADER_BYTES:,} bytes")
+            self.transport.write(_answer(b"431 Request Header Fields Too Large",
+                                         f"request headers over {MAX_HEADER_BYTES:,} bytes"))
             # Closed at once with the client's bytes unread, the kernel would answer them with a
             # reset that can reach the client before it reads the 431: end our side, drop what
             # still comes, close after a second.
             if self.transport.can_write_eof():
                 self.transport.write_eof()
             self.loop.call_later(1.0, self.transport.close)
+
+        def send_400_response(self, msg: str) -> None:  # the parser could not read the request
+            self._disarm()
+            log_refusal("400 malformed HTTP request")
+            self.transport.write(_answer(b"400 Bad Request", "malformed HTTP request: expected an HTTP/1.1 "
+                                                             "request line and headers"))
+            self.transport.close()
 
         def on_headers_complete(self) -> None:
             self._disarm()
@@ -121,6 +169,7 @@ def install(timeout: float) -> bool:
     import uvicorn.config
 
     _timeout = timeout
+    logging.getLogger("uvicorn.error").addFilter(_NoParserWarning())
     uvicorn.config.HTTP_PROTOCOLS["auto"] = _ENTRY
     uvicorn.config.HTTP_PROTOCOLS["httptools"] = _ENTRY
     return True

@@ -41,16 +41,21 @@ def hardened(request, small_trained):
 
 
 @pytest.fixture(scope="module")
-def impatient(small_trained):
-    """A server with 1-second body and header timeouts (the defaults are 10 s)."""
+def impatient_server(small_trained):
+    """A server with 1-second body and header timeouts (the defaults are 10 s): (url, process)."""
     env = {"KLARNA_PD_MODEL_TAG": small_trained.model_tag, "KLARNA_PD_BODY_TIMEOUT_SECONDS": "1",
            "KLARNA_PD_HEADER_TIMEOUT_SECONDS": "1"}
     proc, url = start_server("service:KlarnaPD", env=env)
     try:
         wait_ready(url)
-        yield url
+        yield url, proc
     finally:
         stop_server(proc)
+
+
+@pytest.fixture(scope="module")
+def impatient(impatient_server):
+    return impatient_server[0]
 
 
 def _worker(proc) -> psutil.Process:
@@ -218,6 +223,29 @@ def test_oversized_request_headers_get_431_and_the_server_goes_on(impatient, hea
         s.sendall(b"GET /livez HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 60_000 + b"\r\n\r\n")
         assert s.recv(65536).startswith(b"HTTP/1.1 200")
     assert httpx.post(f"{impatient}/predict", json={"applicants": [{"age": 30}]}).status_code == 200
+
+
+def test_requests_the_parser_cannot_read_get_400_in_the_envelope_and_a_throttled_log(impatient_server):
+    """uvicorn answered them in plain text and logged each as a WARNING, unthrottled."""
+    url, proc = impatient_server
+    host, port = url.removeprefix("http://").split(":")
+    for _ in range(60):
+        with socket.create_connection((host, int(port)), timeout=10) as s:
+            s.sendall(b"\x16\x03\x01 not http at all\r\n\r\n")
+            answer = s.recv(65536)
+            answer += _rest_of_response(s, answer)
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 400") and b"application/json" in head, head
+        assert json.loads(body)["message"].startswith("malformed HTTP request")
+    assert httpx.get(f"{url}/readyz").status_code == 200
+    time.sleep(0.2)  # the budget refills; the next refusal (the gateway's: one budget) sums up the dropped
+    assert httpx.get(f"{url}/no-such-route").status_code == 404
+    deadline = time.monotonic() + 10
+    while "more refusals not logged" not in (log := open(proc.log_path).read()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "Invalid HTTP request received" not in log
+    lines = [x for x in log.splitlines() if "400 malformed HTTP request" in x]
+    assert 0 < len(lines) < 60 and "more refusals not logged" in log
 
 
 def test_a_body_shorter_than_its_content_length_gets_408_in_the_envelope(impatient):
