@@ -11,9 +11,9 @@ a request's headers are complete: one ``call_later`` per request, as the keep-al
 costs. Installed by service.py when the service module is imported, before uvicorn starts.
 
 uvicorn's httptools protocol has no header size limit either: a 10 MB header line was read into
-memory and answered 200, outside the byte budget that bounds request bodies (admission.py). Until
-a request's headers are complete (the timer is armed exactly then), the bytes received are counted
-up to the blank line that ends them; past MAX_HEADER_BYTES the connection gets a 431 and is closed.
+memory and answered 200, outside the byte budget that bounds request bodies (admission.py). The
+bytes of each request line and its headers are counted as the parser takes them (until it says
+the headers are complete); past MAX_HEADER_BYTES the connection gets a 431 and is closed.
 A request its parser cannot read gets a 400 in the error envelope too (uvicorn's is plain text),
 logged through the worker's throttled refusal log (uvicorn logs each as a WARNING).
 """
@@ -69,6 +69,7 @@ _ENTRY = "klarna_pd.serving.protocol:HeaderTimeoutProtocol"
 _timeout = 10.0
 #: Request line and headers together: 64 KiB, twice nginx's default for a request's headers (4 x 8 KiB).
 MAX_HEADER_BYTES = 64 * 1024
+_SLICE = 4096  # header bytes fed to the parser at a time: the count overshoots by less than this
 
 
 def _answer(status: bytes, message: str) -> bytes:
@@ -94,7 +95,6 @@ if HttpToolsProtocol is not None:
 
         def _arm(self) -> None:
             self._disarm()
-            self._header_bytes = 0
             self._header_timer = self.loop.call_later(_timeout, self._headers_too_slow)
 
         def _disarm(self) -> None:
@@ -113,17 +113,37 @@ if HttpToolsProtocol is not None:
             self._arm()
 
         _refused = False
+        _in_body = False  # the parser is between a request's headers and its end
 
         def data_received(self, data: bytes) -> None:
             if self._refused:
                 return  # read and dropped until the connection closes, so that no reset eats the 431
-            if self._header_timer is not None:  # still reading a request's headers
-                end = data.find(b"\r\n\r\n")
-                self._header_bytes += len(data) if end < 0 else end
+            # Request lines and headers reach the parser in slices, each counted, until the parser
+            # says a request's headers are complete; the rest of the bytes (its body) go at once.
+            # So a body never counts (nor one after an early answer), a pipelined request's
+            # headers always do, and the parser never buffers much past the limit.
+            while data and not self._in_body:
+                part, data = data[:_SLICE], data[_SLICE:]
+                self._header_bytes += len(part)
                 if self._header_bytes > MAX_HEADER_BYTES:
                     self._refuse()
                     return
-            super().data_received(data)
+                super().data_received(part)
+                if self._refused or self.transport.is_closing():
+                    return
+            if data:
+                super().data_received(data)
+
+        def on_message_complete(self) -> None:
+            self._in_body = False
+            self._header_bytes = 0
+            super().on_message_complete()
+
+        _answer_pending = False
+
+        def _busy(self) -> bool:
+            """Whether a request before the refused one is still to be answered (pipelining)."""
+            return bool(self.pipeline) or (self.cycle is not None and not self.cycle.response_complete)
 
         def _refuse(self) -> None:
             self._disarm()
@@ -131,6 +151,12 @@ if HttpToolsProtocol is not None:
             if self.transport.is_closing():
                 return
             log_refusal(f"431 request headers over {MAX_HEADER_BYTES:,} bytes")
+            if self._busy():  # answers go in request order: after the requests before it
+                self._answer_pending = True
+                return
+            self._answer_431()
+
+        def _answer_431(self) -> None:
             self.transport.write(_answer(b"431 Request Header Fields Too Large",
                                          f"request headers over {MAX_HEADER_BYTES:,} bytes"))
             # Closed at once with the client's bytes unread, the kernel would answer them with a
@@ -142,6 +168,7 @@ if HttpToolsProtocol is not None:
 
         def send_400_response(self, msg: str) -> None:  # the parser could not read the request
             self._disarm()
+            self._refused = True  # what follows on this connection is not read
             log_refusal("400 malformed HTTP request")
             self.transport.write(_answer(b"400 Bad Request", "malformed HTTP request: expected an HTTP/1.1 "
                                                              "request line and headers"))
@@ -149,12 +176,18 @@ if HttpToolsProtocol is not None:
 
         def on_headers_complete(self) -> None:
             self._disarm()
+            self._in_body = True
             super().on_headers_complete()
 
         def on_response_complete(self) -> None:
             super().on_response_complete()
-            if not self.transport.is_closing():
+            if self.transport.is_closing():
+                return
+            if not self._refused:
                 self._arm()
+            elif self._answer_pending and not self._busy():
+                self._answer_pending = False
+                self._answer_431()
 
         def connection_lost(self, exc) -> None:  # type: ignore[override]
             self._disarm()
