@@ -95,14 +95,21 @@ def main(argv: list[str] | None = None) -> int:
     # a mistyped flag answer at once.
     from klarna_pd.spec import resolve_spec
     from klarna_pd.training import TrainConfig
-    from klarna_pd.training.pipeline import default_model_name, default_out, resolve_data, run
+    from klarna_pd.training.pipeline import (
+        check_model_name,
+        default_model_name,
+        default_out,
+        resolve_data,
+        run,
+    )
     from klarna_pd.training.reuse import reusable_model
 
     try:
         spec = resolve_spec(args.spec)
         data = resolve_data(args.data, builtin_spec=args.spec is None, log=print)
         out = args.out or default_out(spec)
-        model_name = args.model_name or default_model_name(spec)
+        # Checked before --reuse looks the name up in the store.
+        model_name = check_model_name(args.model_name or default_model_name(spec))
         config = TrainConfig(
             folds=args.folds,
             seed=args.seed,

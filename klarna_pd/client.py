@@ -73,7 +73,7 @@ def _json_value(value: Any, where: str) -> Any:
             raise PDClientError(None, f"{where}: expected a finite number or None, got {value}")
         return value
     kind = type(value)
-    if kind.__module__ == "numpy" and hasattr(value, "item"):  # np.float32(1.5), np.int64(3), np.bool_
+    if kind.__module__ == "numpy" and getattr(value, "ndim", None) == 0:  # np.float32(1.5), np.bool_(True)
         return _json_value(value.item(), where)
     if kind.__name__ in ("NAType", "NaTType"):  # pandas' missing values, without importing pandas
         return None
@@ -111,20 +111,22 @@ class PDClient:
             self._wait_ready(server_ready_timeout, timeout)
         try:
             # BentoML's own wait polls /readyz without a pause: ours above, theirs off.
-            self._client = bentoml.SyncHTTPClient(self.url, token=api_key, timeout=timeout, server_ready_timeout=0)
-        except BentoMLException:  # it could not read /schema.json: say why
-            raise self._unreached("GET", "/schema.json", timeout) from None
-        except httpx.HTTPError as exc:
+            self._client = bentoml.SyncHTTPClient(self.url, token=api_key, timeout=timeout,
+                                                  server_ready_timeout=0)
+        except (BentoMLException, KeyError, TypeError, ValueError):  # it could not read /schema.json
+            raise self._unreached("/schema.json", timeout) from None
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise PDClientError(None, f"cannot reach {self.url}: {exc}") from None
 
-    def _unreached(self, method: str, path: str, timeout: float) -> PDClientError:
+    def _unreached(self, path: str, timeout: float) -> PDClientError:
         try:
-            resp = httpx.request(method, self.url + path, headers=self._headers, timeout=timeout)
-        except httpx.HTTPError as exc:
+            resp = httpx.get(self.url + path, headers=self._headers, timeout=timeout)
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             return PDClientError(None, f"cannot reach {self.url}: {exc}")
         if resp.is_error:
             return _refusal(resp)
-        return PDClientError(resp.status_code, f"{path} did not answer as a klarna-pd service does")
+        got = f"{resp.headers.get('content-type')!r}: {resp.text[:200]!r}"
+        return PDClientError(resp.status_code, f"expected the service's API description at {path}, got {got}")
 
     def _wait_ready(self, seconds: float, timeout: float) -> None:
         deadline, last = time.monotonic() + seconds, "no answer"
@@ -134,9 +136,13 @@ class PDClient:
                 if resp.status_code == 200:
                     return
                 if resp.status_code == 404:
-                    raise PDClientError(404, f"{self.url}/readyz not found: expected the address of a klarna-pd "
-                                             "service (nothing after host and port unless a proxy routes it)")
+                    raise PDClientError(404, f"{self.url}/readyz not found: expected the address of a "
+                                             "klarna-pd service (nothing after host and port unless a proxy "
+                                             "routes it)")
                 last = f"/readyz answered {resp.status_code}"
+            except httpx.InvalidURL as exc:
+                raise PDClientError(None, f"expected a URL such as http://localhost:3000, got {self.url!r} "
+                                          f"({exc})") from None
             except httpx.HTTPError as exc:
                 last = f"cannot connect ({exc})"
             if time.monotonic() >= deadline:
@@ -148,7 +154,7 @@ class PDClient:
         headers = {"Content-Type": "application/json"} if content is not None else {}
         try:
             resp = self._client.request(method, path, content=content, headers=headers)
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise PDClientError(None, f"{method} {self.url}{path}: {type(exc).__name__}: {exc}") from None
         except RuntimeError as exc:  # httpx: the client has been closed
             raise PDClientError(None, f"{method} {self.url}{path}: {exc}") from None
@@ -158,7 +164,8 @@ class PDClient:
             return resp, resp.json()
         except ValueError:
             raise PDClientError(resp.status_code, f"expected a JSON answer from {path}, got "
-                                                  f"{resp.headers.get('content-type')!r}: {resp.text[:200]!r}") from None
+                                                  f"{resp.headers.get('content-type')!r}: {resp.text[:200]!r}"
+                                ) from None
 
     def predict(self, records: Sequence[Mapping[str, Any]], *, reasons: int = 0) -> list[dict[str, Any]]:
         """Score applicants through ``POST /predict``.
@@ -183,26 +190,29 @@ class PDClient:
         if not (isinstance(results, list) and len(results) == len(applicants)
                 and all(isinstance(r, dict) and "pd" in r for r in results)):
             shown = f"{len(results)} items" if isinstance(results, list) else type(results).__name__
-            raise PDClientError(resp.status_code, f"expected {len(applicants)} results with a pd each, got {shown}")
+            raise PDClientError(resp.status_code,
+                                f"expected {len(applicants)} results with a pd each, got {shown}")
         for i, (sent, got) in enumerate(zip(applicants, results)):
             for key in got.keys() - {"pd", "reasons"}:  # the echoed id
                 if sent.get(key) is not None and str(got[key]) != str(sent[key]):
-                    raise PDClientError(resp.status_code, f"result {i} is for {key} {got[key]!r}, applicant {i} "
-                                                          f"was {sent[key]!r}: answers out of order")
+                    raise PDClientError(resp.status_code, f"result {i} is for {key} {got[key]!r}, applicant "
+                                                          f"{i} was {sent[key]!r}: answers out of order")
         return results
 
     def estimate(self, record: Mapping[str, Any]) -> float:
         """The PD of one applicant through the legacy ``POST /estimate-default-probability``."""
         resp, body = self._call("POST", "/estimate-default-probability", _applicant(record, "record"))
         if not isinstance(body, dict) or not isinstance(body.get("default_probability"), (int, float)):
-            raise PDClientError(resp.status_code, f"expected {{'default_probability': <number>, ...}}, got {body!r:.200}")
+            raise PDClientError(resp.status_code,
+                                f"expected {{'default_probability': <number>, ...}}, got {body!r:.200}")
         return float(body["default_probability"])
 
     def metadata(self) -> dict[str, Any]:
         """``GET /metadata``: model tag, metrics, spec, versions."""
         resp, body = self._call("GET", "/metadata")
         if not isinstance(body, dict):
-            raise PDClientError(resp.status_code, f"expected a JSON object from /metadata, got {type(body).__name__}")
+            raise PDClientError(resp.status_code,
+                                f"expected a JSON object from /metadata, got {type(body).__name__}")
         return body
 
     def is_ready(self) -> bool:

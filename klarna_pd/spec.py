@@ -25,9 +25,9 @@ from __future__ import annotations
 import json
 import math
 import weakref
+from collections.abc import Callable, Hashable
 from functools import cached_property, lru_cache
 from importlib import resources
-from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Literal, TypeVar
 

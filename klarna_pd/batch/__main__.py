@@ -95,8 +95,9 @@ def main(argv: list[str] | None = None) -> int:
               "--rejects is for a local output", file=sys.stderr)
         return 2
     rejects = args.rejects if args.rejects is not None or remote else default_rejects(Path(args.output))
+    rejects_name = "--rejects" if args.rejects is not None else f"the rejects file ({rejects})"
     try:
-        check_outputs({"--input": args.input}, {"--output": args.output, "--rejects": rejects})
+        check_outputs({"--input": args.input}, {"--output": args.output, rejects_name: rejects})
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

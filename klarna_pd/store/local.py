@@ -84,12 +84,15 @@ def get_stored(ref: str) -> bentoml.Model:
     expected = "expected a model tag such as klarna-pd:latest, a model directory or an s3:// model URI"
     if "://" in ref:
         raise ModelError(f"{expected}, got {ref!r} (a model URI starts with s3://, in lower case)")
-    if "/" in ref or Path(ref).exists():
-        what = "no such directory" if not Path(ref).exists() else "not a directory"
+    if "/" in ref:  # a path; a bare name is a tag, whatever the working directory holds
+        what = "not a directory" if Path(ref).exists() else "no such directory"
         raise ModelError(f"{expected}, got {ref!r} ({what})")
     try:
         return bentoml.models.get(ref)
     except bentoml.exceptions.NotFound as exc:
+        if Path(ref).is_file():
+            raise ModelError(f"{expected}, got {ref!r}: no such model in the store, and the file here of "
+                             "that name is not a model directory") from None
         raise ModelError(str(exc)) from None
     except (bentoml.exceptions.BentoMLException, ValueError) as exc:
         raise ModelError(f"{expected}, got {ref!r} ({exc})") from None

@@ -58,23 +58,24 @@ def default_model_name(spec: DatasetSpec) -> str:
         SpecError: the spec's name does not make a valid BentoML model name.
     """
     name = f"{spec.name}-pd"
-    if not _MODEL_NAME.match(name):
-        raise SpecError(
-            f"spec name {spec.name!r} does not make a model name ({name!r}): expected lower-case letters, digits, "
-            "'-', '_' or '.', at most 63 characters; rename the spec or pass --model-name"
-        )
-    return name
+    try:
+        return check_model_name(name)
+    except ValueError as exc:
+        raise SpecError(f"spec name {spec.name!r} does not make a model name: {exc}; rename the spec or pass "
+                        "--model-name") from None
 
 
 def check_model_name(name: str) -> str:
-    """``name`` if it can name models in the store (a version is added at save).
+    """``name`` if it can name models in the store as given (a version is added at save).
 
     Raises:
-        ValueError: it cannot.
+        ValueError: it cannot (BentoML would lower-case upper-case letters: refused rather than
+            stored under another name than the one asked for).
     """
     if not _MODEL_NAME.match(name):
-        raise ValueError(f"expected a model name of lower-case letters, digits, '-', '_' or '.' (at most 63 "
-                         f"characters, no ':version': each run adds its own), got {name!r}")
+        raise ValueError(f"expected a model name of lower-case letters, digits, '-', '_' or '.', starting "
+                         f"and ending with a letter or digit, at most 63 characters and without ':version' "
+                         f"(each run adds its own), got {name!r}")
     return name
 
 
@@ -89,7 +90,8 @@ def check_out(out: Path) -> None:
         raise DataError("expected a directory for the outputs, got a file", path=out)
     for name in OUTPUT_FILES:
         if (out / name).is_dir():
-            raise DataError(f"expected to write the file {name} here, found a directory of that name", path=out)
+            raise DataError(f"expected to write the file {name} here, found a directory of that name",
+                            path=out)
     # Probed where the outputs (or their new directory) would go, leaving nothing behind.
     existing = next(p for p in (out, *out.absolute().parents) if p.exists())
     try:

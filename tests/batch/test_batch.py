@@ -153,6 +153,8 @@ def test_cli_reports_a_missing_model_or_input(small_trained, tmp_path):
         (["--input", "in.csv", "--output", "o.csv", "--rejects", "o.csv"], "--output and --rejects are the same file"),
         (["--input", "in.csv", "--output", "dir.csv"], "--output: expected a file to write, got a directory"),
         (["--input", "in.csv", "--output", "o.csv", "--rejects", "dir.csv"], "--rejects: expected a file to write"),
+        (["--input", "o.csv.rejects.csv", "--output", "o.csv"],  # the default name for the rejects
+         "the rejects file (o.csv.rejects.csv) is the --input file"),
         (["--input", "in.csv", "--output", "s3a://bucket/o.parquet"], "only --engine spark writes to one"),
         (["--input", "in.csv", "--output", "s3a://bucket/o.parquet", "--engine", "spark", "--rejects", "r.csv"],
          "rejected rows go to s3a://bucket/o.parquet_rejects"),
@@ -175,7 +177,7 @@ def test_cli_refuses_outputs_that_would_destroy_its_input_or_each_other(args, ne
 @pytest.mark.parametrize("model, needle", [
     ("Bad Tag!", "not a valid BentoML tag"), ("a:b:c", "Invalid Tag"),
     ("S3://bucket/models/x", "a model URI starts with s3://, in lower case"),
-    ("no/such/dir", "(no such directory)"), ("in.csv", "(not a directory)"),
+    ("no/such/dir", "(no such directory)"), ("in.csv", "the file here of that name is not a model directory"),
 ])
 def test_cli_says_what_a_model_reference_should_be(model, needle, tmp_path, monkeypatch, capsys):
     from klarna_pd.batch.__main__ import main
@@ -186,6 +188,14 @@ def test_cli_says_what_a_model_reference_should_be(model, needle, tmp_path, monk
     err = capsys.readouterr().err
     assert "expected a model tag such as klarna-pd:latest, a model directory or an s3:// model URI" in err
     assert needle in err and not (tmp_path / "o.csv").exists()
+
+
+def test_a_bare_model_name_is_a_tag_whatever_the_working_directory_holds(small_trained, tmp_path, monkeypatch):
+    from klarna_pd.store.local import get_stored
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "klarna-pd").mkdir()  # e.g. run from helm/, which holds the chart's directory klarna-pd
+    assert get_stored("klarna-pd").tag.name == "klarna-pd"
 
 
 def test_cli_refuses_a_model_that_fails_its_signature(small_trained, bentoml_home, synthetic_small, tmp_path):

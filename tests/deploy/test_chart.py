@@ -162,6 +162,7 @@ def test_helm_test_pod_posts_an_applicant_to_predict():
         ({"podSecurityContext": {"runAsUser": 0}}, "/podSecurityContext/runAsUser"),
         ({"securityContext": None}, "missing property 'securityContext'"),
         ({"resources": None}, "missing property 'resources'"),
+        ({"resources": {"requests": {"cpu": None}, "limits": {"cpu": None}}}, "missing property 'cpu'"),
         ({"autoscaling": {"targetCPUUtilizationPercentage": None}}, "targetCPUUtilizationPercentage"),
         ({"ingress": {"hosts": []}}, "/ingress/hosts': minItems"),
         ({"ingress": {"hosts": [{"host": "pd.example.com", "paths": [{"path": "/"}]}]}}, "pathType"),
@@ -186,7 +187,7 @@ def test_values_schema_refuses_bad_values(values, needle):
         ({"preStopSleepSeconds": 30}, "preStopSleepSeconds (30) must be less than terminationGracePeriodSeconds (30)"),
         ({"monitoring": {"prometheusRule": {"enabled": True, "psiWatch": 0.5}}}, "psiWatch (0.5) must be below psiAct"),
         ({"modelSigning": {"existingSecret": ""}}, "the server would refuse every model"),
-        ({"podLabels": {"app.kubernetes.io/name": "other"}}, "podLabels: app.kubernetes.io/name is set by the chart"),
+        ({"podLabels": {"app.kubernetes.io/name": "other"}}, "podLabels: app.kubernetes.io/name is one of the chart's own"),
         ({"topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "zone", "whenUnsatisfiable": "ScheduleAnyway",
                                          "labelSelector": {}}]}, "topologySpreadConstraints[0].labelSelector"),
     ],
@@ -203,6 +204,8 @@ def test_values_near_the_rules_still_render():
     assert _deployment({"image": {"repository": "localhost:5000/klarna-pd"}})  # a registry's port is not a tag
     assert _deployment({"autoscaling": {"minReplicas": 3, "maxReplicas": 3}, "preStopSleepSeconds": 29})
     assert _deployment({"podLabels": {"team": "risk"}, "monitoring": {"serviceMonitor": {"interval": "1m30s"}}})
+    limits_only = _deployment({"resources": {"requests": None}})  # Kubernetes takes the requests from them
+    assert "requests" not in limits_only["spec"]["template"]["spec"]["containers"][0]["resources"]
     recreate = _deployment({"strategy": {"type": "Recreate"}})["spec"]["strategy"]
     assert recreate == {"type": "Recreate"}  # values.yaml's rollingUpdate block is not carried along
 

@@ -3,6 +3,7 @@
 import json
 import re
 import shutil
+import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -15,7 +16,7 @@ from klarna_pd.data.files import read_dataset
 
 from ..helpers.models import certain_default_booster, edit_record, signed_copy
 from ..helpers.records import arrow_body, records_of
-from ..helpers.servers import free_port, start_server, stop_server, wait_ready
+from ..helpers.servers import start_server, stop_server, wait_ready
 
 pytestmark = [pytest.mark.service]
 
@@ -171,7 +172,8 @@ def test_the_client_sends_applicants_as_written_and_values_as_json(server, small
         assert client.estimate({"age": 34, "avg_payment_span_0_12m": float("nan")}) == client.estimate({"age": 34})
         for bad, needle in (([{"age": float("inf")}], "applicants[0].age: expected a finite number"),
                             ([{"age": pd.Timestamp("2026-01-01")}], "applicants[0].age: expected a number, text"),
-                            (["abc"], "applicants[0]: expected a mapping")):
+                            (["abc"], "applicants[0]: expected a mapping"),
+                            ([{"age": np.array([30, 40])}], "applicants[0].age: expected a number, text")):
             with pytest.raises(PDClientError, match=re.escape(needle)):
                 client.predict(bad)
         ids = [{**r, "uuid": f"id-{i}"} for i, r in enumerate(sample_records[1][:3])]
@@ -182,15 +184,18 @@ def test_the_client_sends_applicants_as_written_and_values_as_json(server, small
 
 def test_the_client_says_why_it_cannot_connect(server):
     started, cpu = time.monotonic(), time.process_time()
-    with pytest.raises(PDClientError, match=r"not ready after 1.5 s: cannot connect"):
-        PDClient(f"http://127.0.0.1:{free_port()}", server_ready_timeout=1.5)
+    with socket.socket() as closed:  # bound, never listening: refused, and no other test can take the port
+        closed.bind(("127.0.0.1", 0))
+        with pytest.raises(PDClientError, match=r"not ready after 1.5 s: cannot connect"):
+            PDClient(f"http://127.0.0.1:{closed.getsockname()[1]}", server_ready_timeout=1.5)
     # BentoML's own wait polled without a pause: a CPU busy for the whole wait.
     assert time.monotonic() - started < 10 and time.process_time() - cpu < 0.5
     with pytest.raises(PDClientError) as err:
         PDClient(f"{server}/v1", server_ready_timeout=5)
     assert err.value.status == 404 and "expected the address of a klarna-pd service" in err.value.message
-    with pytest.raises(PDClientError, match="expected a URL such as http://localhost:3000"):
-        PDClient("localhost:3000")
+    for url in ("localhost:3000", "http://:abc"):  # the second was httpx.InvalidURL
+        with pytest.raises(PDClientError, match="expected a URL such as http://localhost:3000"):
+            PDClient(url)
 
 
 # -- servers with other settings ----------------------------------------------------------------

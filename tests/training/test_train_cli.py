@@ -80,3 +80,17 @@ def test_help_and_flag_errors_answer_before_the_training_stack_loads(args):
     imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
     training_stack = imported & {"lightgbm", "sklearn", "pandas"}
     assert not training_stack, sorted(training_stack)
+
+
+def test_reuse_checks_the_model_name_before_the_store_is_asked(tmp_path, capsys):
+    """With --reuse, a name with ':v1' reached the store first: BentoML's 'Invalid Tag' traceback."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("train_cli", ROOT / "train.py")
+    train = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train)
+    data = tmp_path / "d.csv"
+    write_synthetic(data, rows=300, seed=3)
+    args = ["--reuse", "--model-name", "klarna-pd:v1", "--data", str(data), "--out", str(tmp_path / "o")]
+    assert train.main(args) == 2
+    assert "without ':version'" in capsys.readouterr().err and not (tmp_path / "o").exists()

@@ -32,7 +32,7 @@ crash-loops or an object the API server refuses. The two settings rules are klar
 {{- end }}
 {{- range $key, $_ := .Values.podLabels }}
 {{- if hasKey (include "klarna-pd.labels" $ | fromYaml) $key }}
-{{- fail (printf "podLabels: %s is set by the chart (the Deployment selects its pods by the chart's labels); use another label" $key) }}
+{{- fail (printf "podLabels: %s is one of the chart's own labels (the Deployment selects its pods by two of them); use another label" $key) }}
 {{- end }}
 {{- end }}
 {{- range $i, $c := .Values.topologySpreadConstraints }}
