@@ -60,11 +60,14 @@ def _refusal(resp: httpx.Response) -> PDClientError:
                          errors=errors, retry_after=retry_after)
 
 
+def _arrived(resp: httpx.Response) -> str:
+    """An answer that is not what the API promises, as an error message shows it."""
+    return f"{resp.headers.get('content-type')!r}: {resp.text[:200]!r}"
+
+
 def _json_value(value: Any, where: str) -> Any:
     """``value`` as the JSON the service reads; missing values (NaN, NA, NaT) as None."""
-    if value is None or isinstance(value, (bool, str)):
-        return value
-    if isinstance(value, int):
+    if value is None or isinstance(value, (str, int)):  # bool is an int
         return value
     if isinstance(value, float):
         if math.isnan(value):
@@ -125,8 +128,8 @@ class PDClient:
             return PDClientError(None, f"cannot reach {self.url}: {exc}")
         if resp.is_error:
             return _refusal(resp)
-        got = f"{resp.headers.get('content-type')!r}: {resp.text[:200]!r}"
-        return PDClientError(resp.status_code, f"expected the service's API description at {path}, got {got}")
+        return PDClientError(resp.status_code, f"expected the service's API description at {path}, "
+                                               f"got {_arrived(resp)}")
 
     def _wait_ready(self, seconds: float, timeout: float) -> None:
         deadline, last = time.monotonic() + seconds, "no answer"
@@ -163,8 +166,7 @@ class PDClient:
         try:
             return resp, resp.json()
         except ValueError:
-            raise PDClientError(resp.status_code, f"expected a JSON answer from {path}, got "
-                                                  f"{resp.headers.get('content-type')!r}: {resp.text[:200]!r}"
+            raise PDClientError(resp.status_code, f"expected a JSON answer from {path}, got {_arrived(resp)}"
                                 ) from None
 
     def predict(self, records: Sequence[Mapping[str, Any]], *, reasons: int = 0) -> list[dict[str, Any]]:

@@ -50,11 +50,11 @@ def check_outputs(inputs: Mapping[str, str | Path | None], outputs: Mapping[str,
     def local(named: Mapping[str, str | Path | None]) -> list[tuple[str, Path]]:
         return [(k, Path(v)) for k, v in named.items() if v is not None and "://" not in str(v)]
 
-    outs = local(outputs)
+    outs, ins = local(outputs), local(inputs)
     for name, path in outs:
         if path.is_dir():
             raise DataError(f"{name}: expected a file to write, got a directory", path=path)
-        for in_name, in_path in local(inputs):
+        for in_name, in_path in ins:
             if _same_file(path, in_path):
                 raise DataError(f"{name} is the {in_name} file: writing it would destroy what is read",
                                 path=path)

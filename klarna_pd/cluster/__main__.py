@@ -55,15 +55,16 @@ def _api_client(kubeconfig: str | None, context: str | None):
         raise ClusterError(f"--kubeconfig {kubeconfig}: expected a kubeconfig file, "
                            f"{'got a directory' if os.path.isdir(kubeconfig) else 'no such file'}")
     source = kubeconfig or os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
+    from_file = bool(kubeconfig or os.environ.get("KUBECONFIG")) or os.path.exists(source)
     try:
-        if kubeconfig or os.environ.get("KUBECONFIG") or os.path.exists(source):
+        if from_file:
             return config.new_client_from_config(config_file=kubeconfig, context=context)
         config.load_incluster_config()
         return client.ApiClient()
     except (ConfigException, OSError, yaml.YAMLError, TypeError, AttributeError, KeyError) as exc:
         # The client reads a malformed file as far as it can and fails in its own code.
-        where = source if (kubeconfig or os.environ.get("KUBECONFIG") or os.path.exists(source)) else \
-            "in-cluster service account (no kubeconfig: set --kubeconfig or KUBECONFIG)"
+        where = (source if from_file
+                 else "in-cluster service account (no kubeconfig: set --kubeconfig or KUBECONFIG)")
         detail = (str(exc) if isinstance(exc, (ConfigException, OSError, yaml.YAMLError))
                   else "not a kubeconfig (expected YAML with clusters, contexts and users)")
         raise ClusterError(f"no usable Kubernetes configuration from {where}: {detail}") from None

@@ -27,6 +27,7 @@ import time
 
 logger = logging.getLogger("klarna_pd.serving")
 
+
 class _RefusalLog:
     """At most ``rate`` refusal lines a second; the rest are counted and summed up in the next line.
 
@@ -70,6 +71,7 @@ _timeout = 10.0
 #: Request line and headers together: 64 KiB, twice nginx's default for a request's headers (4 x 8 KiB).
 MAX_HEADER_BYTES = 64 * 1024
 _SLICE = 4096  # header bytes fed to the parser at a time: the count overshoots by less than this
+_TOO_LARGE = f"request headers over {MAX_HEADER_BYTES:,} bytes"
 
 
 def _answer(status: bytes, message: str) -> bytes:
@@ -150,15 +152,14 @@ if HttpToolsProtocol is not None:
             self._refused = True
             if self.transport.is_closing():
                 return
-            log_refusal(f"431 request headers over {MAX_HEADER_BYTES:,} bytes")
+            log_refusal(f"431 {_TOO_LARGE}")
             if self._busy():  # answers go in request order: after the requests before it
                 self._answer_pending = True
                 return
             self._answer_431()
 
         def _answer_431(self) -> None:
-            self.transport.write(_answer(b"431 Request Header Fields Too Large",
-                                         f"request headers over {MAX_HEADER_BYTES:,} bytes"))
+            self.transport.write(_answer(b"431 Request Header Fields Too Large", _TOO_LARGE))
             # Closed at once with the client's bytes unread, the kernel would answer them with a
             # reset that can reach the client before it reads the 431: end our side, drop what
             # still comes, close after a second.

@@ -53,17 +53,17 @@ def record_of_directory(path: str | Path) -> ModelRecord:
     import yaml
 
     path = Path(path)
+    where = path / "model.yaml"
     try:
-        info = yaml.safe_load((path / "model.yaml").read_text(encoding="utf-8")) or {}
+        info = yaml.safe_load(where.read_text(encoding="utf-8")) or {}
     except OSError as exc:
         raise ModelError(f"no readable model.yaml in {path}: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:
-        where = path / "model.yaml"
         raise ModelError(f"{where} is not UTF-8 text (byte {exc.start}): not a model record") from None
     except yaml.YAMLError as exc:
-        raise ModelError(f"{path / 'model.yaml'} is not valid YAML: {exc}") from None
+        raise ModelError(f"{where} is not valid YAML: {exc}") from None
     if not isinstance(info, dict) or not isinstance(info.get("metadata") or {}, dict):
-        raise ModelError(f"{path / 'model.yaml'} is not a BentoML model record")
+        raise ModelError(f"{where} is not a BentoML model record")
     created = info.get("creation_time", "")
     # BentoML writes it quoted; an unquoted one is read as a datetime: the same instant either way.
     created = created.isoformat() if isinstance(created, datetime) else str(created)
