@@ -124,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     except (DataError, ModelError, RemoteError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    for line in summary.respelled:
+        print(f"warning: {line}", file=sys.stderr)
     print(summary.line())
     return 0
 

@@ -23,6 +23,7 @@ from ..data.batch import Batch, RowProblem
 from ..data.files import Chunk, Tally, compression_of, is_parquet, iter_chunks
 from ..errors import DataError
 from ..model import PDModel
+from ..model.levels import UncodedLevels
 from ..progress import Progress
 from .ids import IdLedger, screen
 from .sinks import open_sinks
@@ -41,6 +42,11 @@ class BatchSummary:
     rows_scored: int
     rows_rejected: int
     seconds: float
+    respelled: tuple[str, ...] = ()
+    """Per feature, rows whose level the model knows under another spelling
+    (:mod:`klarna_pd.model.levels`)."""
+    unknown_levels: tuple[str, ...] = ()
+    """Per feature, rows whose level the model has no code for."""
 
     @property
     def rows_per_second(self) -> float:
@@ -48,17 +54,21 @@ class BatchSummary:
 
     @classmethod
     def of(cls, input: object, output: object, rejects: object, rows_in: int, scored: int, rejected: int,
-           started: float) -> BatchSummary:
+           started: float, levels: UncodedLevels | None = None) -> BatchSummary:
         """The summary of a run that began at ``started`` (``time.perf_counter()``)."""
         return cls(str(input), str(output), str(rejects) if rejected else None, rows_in, scored, rejected,
-                   time.perf_counter() - started)
+                   time.perf_counter() - started, *((tuple(levels.respelled()), tuple(levels.unknown()))
+                                                    if levels is not None else ()))
 
     def line(self) -> str:
-        """What the CLI prints: the run, then the invariant ``rows in N = scored S + rejected R``."""
+        """What the CLI prints: the run, a line per feature with levels the model has no code for
+        (the respelled ones are warnings: :attr:`respelled`), and last the invariant
+        ``rows in N = scored S + rejected R``."""
         text = f"scored {self.rows_scored:,} rows into {self.output} in {self.seconds:,.1f} s ({self.rows_per_second:,.0f} rows/s)"
         if self.rows_rejected:
             text += f"; rejected {self.rows_rejected:,} rows, reasons in {self.rejects}"
-        return text + f"\nrows in {self.rows_in:,} = scored {self.rows_scored:,} + rejected {self.rows_rejected:,}"
+        counts = f"rows in {self.rows_in:,} = scored {self.rows_scored:,} + rejected {self.rows_rejected:,}"
+        return "\n".join([text, *self.unknown_levels, counts])
 
 
 def check_rows(rows_in: int, scored: int, rejected: int) -> None:
@@ -194,13 +204,15 @@ def score_file(
     spec = model.spec
     total, estimated = estimate_rows(input_path)
     bar = Progress("batch", total, estimated=estimated) if progress else None
-    tally, ledger = Tally(), IdLedger()
+    tally, ledger, levels = Tally(), IdLedger(), UncodedLevels(model.encoder)
     chunks: Iterable[Chunk] = iter_chunks(input_path, spec, chunk_bytes=chunk_bytes, strict=strict,
                                           require_target=False, tally=tally)
     with open_sinks(output_path, rejects_path, spec.id, spec.separator) as (scores, refused):
         for batch, problems in prefetch(_screened(chunks, ledger, spec.id, strict, input_path)):
             if len(batch):
-                scores.write(batch.ids, model.predict(batch, num_threads=num_threads))
+                matrix = model.encoder.encode(batch)
+                levels.add(batch, matrix)
+                scores.write(batch.ids, model.predict_matrix(matrix, num_threads=num_threads))
             refused.write(problems)
             if bar is not None:
                 bar.update(scores.count + refused.count)
@@ -209,4 +221,5 @@ def score_file(
         check_rows(tally.rows_in, scores.count, refused.count)
     if bar is not None:
         bar.finish(scores.count + refused.count)
-    return BatchSummary.of(input_path, output_path, rejects_path, tally.rows_in, scores.count, refused.count, started)
+    return BatchSummary.of(input_path, output_path, rejects_path, tally.rows_in, scores.count, refused.count,
+                           started, levels)

@@ -84,6 +84,17 @@ class Encoder:
             out[:, j] = [nan if v is None else lookup(v, other) for v in batch.texts[name]]
         return out
 
+    def uncoded(self, batch: Batch, matrix: np.ndarray) -> dict[str, list[str]]:
+        """Per categorical feature, the values of ``batch`` coded "other" (unseen in training or
+        rare there), in row order; ``matrix`` is :meth:`encode` of ``batch``. Features without
+        such a value are left out. Only those rows are looked at again."""
+        out = {}
+        for j, name, _, other in self._text_plan:
+            rows = np.flatnonzero(matrix[:, j] == other)
+            if len(rows):
+                out[name] = batch.texts[name][rows].tolist()
+        return out
+
     def decode(self, j: int, value: float) -> Any:
         """The input value behind matrix column ``j``'s ``value`` (a level name for categoricals)."""
         if math.isnan(value):

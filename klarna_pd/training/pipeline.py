@@ -26,6 +26,7 @@ import numpy as np
 from ..data.files import read_dataset
 from ..errors import DataError, SpecError
 from ..files import sha256_file
+from ..model.levels import UncodedLevels, spelled_apart_in
 from ..spec import DatasetSpec
 from ..synth.provenance import read_record, record_path, true_pd_by_id
 from . import report
@@ -225,8 +226,18 @@ def run(
     empty = [name for name in spec.feature_names if all_missing(labelled.column(name))]
     if empty:
         log(f"WARNING: {len(empty)} feature(s) missing in every labelled row, the model cannot use them: {', '.join(empty)}")
+    spelled_apart = spelled_apart_in(labelled)
+    for line in spelled_apart:
+        log(f"WARNING: {line}")
 
     result = train(dataset, config, log=log)
+    scored = UncodedLevels(result.model.encoder)
+    unlabelled = dataset.unlabelled()
+    scored.add(unlabelled, result.model.encoder.encode(unlabelled))
+    for line in scored.respelled():
+        log(f"WARNING: rows to score: {line}")
+    for line in scored.unknown():
+        log(f"rows to score: {line}")
     result.seconds = {"read": read_seconds, **result.seconds}
     metrics = evaluate(result, true_pd=truth)
     metrics["input"] = {
@@ -235,6 +246,8 @@ def run(
         "synthetic": synthetic,
         "synthetic_record": None if record is None else {"path": str(record_path(data)), "rows": record.rows, "seed": record.seed},
         "all_missing_features": empty,
+        "levels_spelled_apart": spelled_apart,
+        "levels_without_a_code_in_rows_to_score": scored.to_dict(),
     }
     metrics["spec_name"] = spec.name
     result.model.metrics = metrics
