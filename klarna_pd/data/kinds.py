@@ -84,8 +84,11 @@ def shown(value: Any) -> str:
 
 def shown_json(value: Any) -> str:
     """A value that arrived as JSON, quoted in JSON (``"abc"``, ``true``, ``[{"age": 34}]``), cut short."""
-    if isinstance(value, float) and not math.isfinite(value):
-        text = repr(value)  # 1e309 arrives as inf: JSON has no spelling for it
+    if isinstance(value, float) and math.isinf(value):
+        # 1e309 arrives as inf: JSON has no spelling for it, and the digits sent are gone.
+        text = f"{value!r} (beyond the 64-bit float range)"
+    elif isinstance(value, float) and math.isnan(value):
+        text = "NaN"
     else:
         try:
             text = json.dumps(value, ensure_ascii=False)

@@ -43,13 +43,15 @@ def _reasons(applicants: list[Any], max_reasons: int) -> list[int]:
     out = []
     for i, a in enumerate(applicants):
         k = a.get(REASONS_FIELD) if type(a) is dict else None
-        if k is None:
+        # 3.0 is the number 3 in JSON (and an "integer" to JSON Schema), as for ordinal features.
+        n = int(k) if type(k) is float and k.is_integer() else k
+        if n is None:
             out.append(0)
-        elif type(k) is not int or not 0 <= k <= max_reasons:
+        elif type(n) is not int or not 0 <= n <= max_reasons:
             raise _invalid(f"{APPLICANTS_FIELD}[{i}].{REASONS_FIELD}",
                            f"expected an integer from 0 to {max_reasons}, got {kinds.shown_json(k)}")
         else:
-            out.append(k)
+            out.append(n)
     return out
 
 

@@ -89,19 +89,21 @@ class Gateway:
         self.docs = docs
         self.admission = Admission(limits.max_inflight_bytes, on_change=monitoring.set_inflight_bytes)
         self.log_refusal = protocol.log_refusal  # one budget per worker, with the protocol's refusals
+        # HEAD wherever GET (RFC 9110, 9.3.2): uvicorn sends the GET answer's headers without its body.
+        get, post = frozenset({"GET", "HEAD"}), frozenset({"POST"})
         self.routes: dict[str, tuple[frozenset[str], Callable]] = {
-            "/predict": (frozenset({"POST"}), self.predict),
-            "/estimate-default-probability": (frozenset({"POST"}), self.legacy),
-            "/metadata": (frozenset({"GET"}), self.metadata),
-            "/metrics": (frozenset({"GET"}), self.metrics),
-            "/livez": (frozenset({"GET", "HEAD"}), self.livez),
-            "/healthz": (frozenset({"GET", "HEAD"}), self.livez),
-            "/readyz": (frozenset({"GET", "HEAD"}), self.readyz),
-            "/docs.json": (frozenset({"GET"}), self.docs_json),
-            "/docs": (frozenset({"GET"}), self.docs_page),
-            "/": (frozenset({"GET"}), self.docs_page),
+            "/predict": (post, self.predict),
+            "/estimate-default-probability": (post, self.legacy),
+            "/metadata": (get, self.metadata),
+            "/metrics": (get, self.metrics),
+            "/livez": (get, self.livez),
+            "/healthz": (get, self.livez),
+            "/readyz": (get, self.readyz),
+            "/docs.json": (get, self.docs_json),
+            "/docs": (get, self.docs_page),
+            "/": (get, self.docs_page),
             # BentoML's service schema: its Python client (klarna_pd.client) builds its methods from it.
-            "/schema.json": (frozenset({"GET"}), self.bentoml),
+            "/schema.json": (get, self.bentoml),
         }
 
     # -- the request path -------------------------------------------------------------------------

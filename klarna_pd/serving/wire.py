@@ -17,19 +17,34 @@ import pydantic_core
 from .errors import RequestError
 
 _TOKENS = (b"NaN", b"Infinity")
+#: Arrays and objects the JSON parser (pydantic-core's jiter) nests at most; a test pins it.
+MAX_DEPTH = 201
 _STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"')
 
 
 def check_content_type(headers: Iterable[tuple[bytes, bytes]], *, accept: tuple[str, ...] = ("application/json",)) -> str:
-    """The request's media type, refused (415) unless JSON (or one of ``accept``). No header: JSON."""
+    """The request's media type, refused (415) unless JSON (or one of ``accept``). No header: JSON.
+
+    JSON is UTF-8 (RFC 8259): a ``charset`` other than UTF-8 is refused by name, rather than its
+    bytes read as UTF-8 anyway (a Latin-1 body was a 400 "not UTF-8", or scored when ASCII)."""
     for name, value in headers:
         if name.lower() == b"content-type":
             raw = value.decode("latin-1")
-            media = raw.split(";")[0].strip().lower()
+            media, *params = (part.strip() for part in raw.split(";"))
+            media = media.lower()
             if media in accept or (media.endswith("+json") and "application/json" in accept):
+                if media == "application/json" or media.endswith("+json"):
+                    _check_charset(params, raw)
                 return media
             raise RequestError(415, f"expected Content-Type {' or '.join(accept)}, got {raw!r}")
     return "application/json"
+
+
+def _check_charset(params: list[str], raw: str) -> None:
+    for param in params:
+        key, _, value = param.partition("=")
+        if key.strip().lower() == "charset" and value.strip().strip('"').lower() not in ("utf-8", "utf8"):
+            raise RequestError(415, f"expected JSON in UTF-8 (charset=utf-8, or no charset), got Content-Type {raw!r}")
 
 
 def check_content_encoding(headers: Iterable[tuple[bytes, bytes]]) -> None:
@@ -87,6 +102,9 @@ def _syntax_error(body: bytes, exc: ValueError) -> RequestError:
         else:  # the tokens were the only problem
             token = next(t for t in (b"-Infinity", b"Infinity", b"NaN") if t in body).decode()
             return RequestError(400, f"malformed JSON: {token} is not a JSON value; send null for a missing value")
+    if str(exc).startswith("recursion limit exceeded"):
+        return RequestError(400, f"malformed JSON: arrays and objects nested more than {MAX_DEPTH} deep "
+                                 f"({str(exc).removeprefix('recursion limit exceeded ')})")
     return RequestError(400, f"malformed JSON: {exc}")
 
 

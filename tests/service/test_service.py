@@ -33,6 +33,20 @@ def test_probes(server):
     assert httpx.get(f"{server}/readyz").status_code == 200
 
 
+@pytest.mark.parametrize("path", ["/metadata", "/docs.json", "/metrics", "/readyz"])
+def test_head_answers_wherever_get_does_without_a_body(server, path):
+    got, head = httpx.get(f"{server}{path}"), httpx.head(f"{server}{path}")
+    assert head.status_code == got.status_code == 200 and head.content == b""
+    assert head.headers["content-type"] == got.headers["content-type"]
+
+
+def test_utf8_json_with_its_charset_named_is_scored(server):
+    body = '{"applicants": [{"merchant_group": "Café", "age": 30}]}'.encode()
+    for ctype in ("application/json; charset=utf-8", 'application/json; charset="UTF8"'):
+        resp = post(server, "/predict", content=body, headers={"content-type": ctype})
+        assert resp.status_code == 200 and 0 < resp.json()[0]["pd"] < 1, resp.text
+
+
 def test_single_and_batched_predict_equal_the_library(server, small_model, sample_records):
     _, records = sample_records
     expected = small_model.predict_records(records)
@@ -82,6 +96,12 @@ def test_legacy_endpoint_contract(server, small_model, sample_records):
         ("/estimate-default-probability", b"[]", JSON, 422, "expected one applicant as a JSON object, got []"),
         ("/estimate-default-probability", b"", JSON, 400, "empty request body"),
         ("/estimate-default-probability", b'{"age": 30}', {"content-type": "application/x-www-form-urlencoded"}, 415, "expected Content-Type application/json"),
+        # JSON is UTF-8: another charset is refused by name, even when the bytes happen to be ASCII.
+        ("/predict", '{"applicants": [{"merchant_group": "Café"}]}'.encode("latin-1"),
+         {"content-type": "application/json; charset=ISO-8859-1"}, 415,
+         "expected JSON in UTF-8 (charset=utf-8, or no charset), got Content-Type 'application/json; charset=ISO-8859-1'"),
+        ("/estimate-default-probability", b'{"age": 30}', {"content-type": "application/json;charset=\"latin-1\""}, 415,
+         "expected JSON in UTF-8"),
     ],
 )
 def test_bad_input_gets_a_clear_4xx(server, path, body, headers, status, needle):

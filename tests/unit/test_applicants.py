@@ -24,7 +24,7 @@ def _predict(body: bytes):
         (b'{"applicants": [{"age": 1', 400, "malformed JSON"),
         (b'{"applicants": [{"merchant_group": "\xff"}]}', 400, "not UTF-8 text (byte 0xff at offset 36)"),
         (b"", 400, "empty request body"),
-        (b"[" * 5000 + b"]" * 5000, 400, "malformed JSON: recursion limit"),
+        (b"[" * 5000 + b"]" * 5000, 400, "malformed JSON: arrays and objects nested more than 201 deep (at line 1"),
         (b"[1]", 422, "expected a JSON object {'applicants': [...]}, got [1]"),
         (b'{"applicants": [], "age": 3}', 422, "unknown field 'age'; the request object takes only 'applicants'"),
         (b"{}", 422, "required field 'applicants' is missing"),
@@ -35,6 +35,12 @@ def _predict(body: bytes):
         (b'{"applicants": [{"age": 30, "age": 70}]}', 422, "field 'age' appears twice in one object"),
         (b'{"applicants": [{"reasons": 9}]}', 422, "applicants[0].reasons: expected an integer from 0 to 4, got 9"),
         (b'{"applicants": [{"reasons": true}]}', 422, "expected an integer from 0 to 4, got true"),
+        (b'{"applicants": [{"reasons": 1.5}]}', 422, "expected an integer from 0 to 4, got 1.5"),
+        (b'{"applicants": [{"reasons": 1e300}]}', 422, "expected an integer from 0 to 4, got 1e+300"),
+        # An id given as an integer is its digits, held to the length of a text id.
+        (b'{"applicants": [{"uuid": ' + b"1" * 201 + b"}]}", 422,
+         "applicants[0].uuid: expected a text id of at most 200 characters or an integer, got 201 characters"),
+        (b'{"applicants": [{"age": 1e400}]}', 422, "got inf (beyond the 64-bit float range)"),
     ],
 )
 def test_predict_bodies(body, status, needle):
@@ -48,6 +54,27 @@ def test_predict_bodies(body, status, needle):
 def test_a_valid_request():
     got = _predict(b'{"applicants": [{"age": 30, "reasons": 2}, {"uuid": "b"}]}')
     assert len(got) == 2 and got.reasons == [2, 0] and got.batch.ids.tolist() == [None, "b"]
+
+
+def test_numbers_are_read_as_json_means_them():
+    """3.0 is the number 3: accepted for the reasons count as for ordinal features; an integer id of
+    200 digits is the longest text id."""
+    got = _predict(b'{"applicants": [{"reasons": 3.0, "account_status": 1.0, "uuid": ' + b"7" * 200 + b"}]}")
+    assert got.reasons == [3] and type(got.reasons[0]) is int
+    assert got.batch.column("account_status")[0] == 1.0 and got.batch.ids.tolist() == ["7" * 200]
+
+
+def test_the_nesting_limit_named_in_the_refusal_is_the_parsers():
+    """201 levels parse (the applicant is then refused for its value), 202 do not."""
+    def nested(depth):
+        return b'{"applicants": [{"age": ' + b"[" * (depth - 3) + b"]" * (depth - 3) + b"}]}"
+
+    with pytest.raises(RequestError) as err:
+        _predict(nested(201))
+    assert err.value.status == 422
+    with pytest.raises(RequestError) as err:
+        _predict(nested(202))
+    assert err.value.status == 400 and "nested more than 201 deep" in err.value.message
 
 
 def test_a_key_with_a_colon_inside_a_string_is_not_a_duplicate():
@@ -66,7 +93,7 @@ def test_legacy_reads_nan_as_missing_and_ignores_the_target():
     [
         (b"[{}]", "expected one applicant as a JSON object, got [{}]"),
         (b'{"age": "x"}', "age: expected a finite number"),
-        (b'{"age": Infinity}', "age: expected a finite number from 18 to 120 or null, got inf"),
+        (b'{"age": Infinity}', "age: expected a finite number from 18 to 120 or null, got inf (beyond the 64-bit"),
         (b'{"agee": 3}', "agee: unknown field 'agee'"),
     ],
 )
