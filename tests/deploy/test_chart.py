@@ -190,6 +190,14 @@ def test_values_schema_refuses_bad_values(values, needle):
         ({"podLabels": {"app.kubernetes.io/name": "other"}}, "podLabels: app.kubernetes.io/name is one of the chart's own"),
         ({"topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "zone", "whenUnsatisfiable": "ScheduleAnyway",
                                          "labelSelector": {}}]}, "topologySpreadConstraints[0].labelSelector"),
+        # A budget that keeps every pod blocks node drains and cluster upgrades for ever.
+        ({"autoscaling": {"minReplicas": 1}},
+         "podDisruptionBudget.minAvailable (1) keeps every pod of the fewest the Deployment may run "
+         "(autoscaling.minReplicas 1)"),
+        ({"autoscaling": {"enabled": False}, "replicaCount": 1}, "(1) keeps every pod of the fewest the Deployment "
+                                                                 "may run (replicaCount 1)"),
+        ({"podDisruptionBudget": {"minAvailable": "60%"}}, "(60%) keeps every pod"),  # rounded up: 2 of 2
+        ({"autoscaling": {"minReplicas": 1}, "podDisruptionBudget": {"minAvailable": "50%"}}, "(50%) keeps every pod"),
     ],
 )
 def test_rules_between_values_fail_the_install_with_the_reason(values, needle):
@@ -206,6 +214,10 @@ def test_values_near_the_rules_still_render():
     assert _deployment({"podLabels": {"team": "risk"}, "monitoring": {"serviceMonitor": {"interval": "1m30s"}}})
     limits_only = _deployment({"resources": {"requests": None}})  # Kubernetes takes the requests from them
     assert "requests" not in limits_only["spec"]["template"]["spec"]["containers"][0]["resources"]
+    for budget in ({"minAvailable": 0}, {"enabled": False}):  # the one pod may go
+        assert _deployment({"autoscaling": {"minReplicas": 1}, "podDisruptionBudget": budget})
+    assert _deployment({"autoscaling": {"minReplicas": 3}, "podDisruptionBudget": {"minAvailable": 2}})
+    assert _deployment({"autoscaling": {"minReplicas": 3}, "podDisruptionBudget": {"minAvailable": "50%"}})  # 2 of 3
     recreate = _deployment({"strategy": {"type": "Recreate"}})["spec"]["strategy"]
     assert recreate == {"type": "Recreate"}  # values.yaml's rollingUpdate block is not carried along
 

@@ -16,6 +16,16 @@ crash-loops or an object the API server refuses. The two settings rules are klar
 {{- if and $a.enabled (gt (float64 $a.minReplicas) (float64 $a.maxReplicas)) }}
 {{- fail (printf "autoscaling.minReplicas (%s) must not exceed autoscaling.maxReplicas (%s)" (include "klarna-pd.envValue" $a.minReplicas) (include "klarna-pd.envValue" $a.maxReplicas)) }}
 {{- end }}
+{{- $pdb := .Values.podDisruptionBudget }}
+{{- if $pdb.enabled }}
+{{- $fewest := ternary $a.minReplicas .Values.replicaCount $a.enabled | float64 }}
+{{- $from := ternary "autoscaling.minReplicas" "replicaCount" $a.enabled }}
+{{- $keep := toString $pdb.minAvailable }}
+{{- $kept := ternary (ceil (divf (mulf $fewest (trimSuffix "%" $keep | float64)) 100.0)) (float64 $keep) (hasSuffix "%" $keep) }}
+{{- if and (gt $kept 0.0) (ge $kept $fewest) }}
+{{- fail (printf "podDisruptionBudget.minAvailable (%s) keeps every pod of the fewest the Deployment may run (%s %s): a node drain or cluster upgrade could never evict one; run more replicas, lower minAvailable, or disable the budget" $keep $from (include "klarna-pd.envValue" $fewest)) }}
+{{- end }}
+{{- end }}
 {{- if ge (float64 .Values.preStopSleepSeconds) (float64 .Values.terminationGracePeriodSeconds) }}
 {{- fail (printf "preStopSleepSeconds (%s) must be less than terminationGracePeriodSeconds (%s): the pod would be killed before it drains its requests" (include "klarna-pd.envValue" .Values.preStopSleepSeconds) (include "klarna-pd.envValue" .Values.terminationGracePeriodSeconds)) }}
 {{- end }}
