@@ -39,8 +39,9 @@ def start_server(target: str, *, env: dict[str, str] | None = None, cwd: Path = 
     import httpx
 
     port = free_port()
-    log = tempfile.NamedTemporaryFile(prefix="bentoml-serve-", suffix=".log", delete=False)
     session_home = Path(os.environ["BENTOML_HOME"])
+    # In the session's home, removed with it (1,400 logs were left in /tmp); a failure quotes the log.
+    log = tempfile.NamedTemporaryFile(prefix="bentoml-serve-", suffix=".log", delete=False, dir=session_home)
     proc = subprocess.Popen(
         [sys.executable, "-m", "bentoml", "serve", target, "--port", str(port), "--host", "127.0.0.1"],
         cwd=cwd,
