@@ -186,7 +186,8 @@ def _ids(records: Sequence[dict], spec: DatasetSpec, prefix: str, problems: list
                 values[i] = v = str(v)  # its digits are the id, held to the length of a text id
             if v is not None and (type(v) is not str or len(v) > kinds.MAX_TEXT):
                 got = f"{len(v)} characters" if type(v) is str else kinds.shown_json(v)
-                problems.append(Problem(_loc(prefix, i, spec.id), f"expected {kinds.id_expected(source='json')}, got {got}"))
+                problems.append(Problem(_loc(prefix, i, spec.id),
+                                        f"expected {kinds.id_expected(source='json')}, got {got}"))
     out = np.empty(len(values), dtype=object)
     out[:] = values
     return out

@@ -44,7 +44,8 @@ def _check_charset(params: list[str], raw: str) -> None:
     for param in params:
         key, _, value = param.partition("=")
         if key.strip().lower() == "charset" and value.strip().strip('"').lower() not in ("utf-8", "utf8"):
-            raise RequestError(415, f"expected JSON in UTF-8 (charset=utf-8, or no charset), got Content-Type {raw!r}")
+            raise RequestError(415, "expected JSON in UTF-8 (charset=utf-8, or no charset), got Content-Type "
+                                    f"{raw!r}")
 
 
 def check_content_encoding(headers: Iterable[tuple[bytes, bytes]]) -> None:
@@ -88,6 +89,9 @@ def parse_json(body: bytes, *, nan_is_missing: bool = False) -> Any:
 
 
 def _syntax_error(body: bytes, exc: ValueError) -> RequestError:
+    if body.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return RequestError(400, "malformed JSON: UTF-16 text (it starts with a UTF-16 byte-order mark); "
+                                 "JSON must be UTF-8")
     try:
         body.decode("utf-8")
     except UnicodeDecodeError as bad:

@@ -145,6 +145,19 @@ def test_cli_reports_a_missing_model_or_input(small_trained, tmp_path):
     assert not (tmp_path / "o.csv").exists()
 
 
+def test_a_header_only_input_scores_to_a_header_only_output_with_a_warning(small_trained, synthetic_small,
+                                                                           tmp_path):
+    data, out = tmp_path / "in.csv", tmp_path / "o.csv"
+    data.write_text(synthetic_small.read_text().split("\n", 1)[0] + "\n")
+    proc = subprocess.run([sys.executable, "-m", "klarna_pd.batch", "--model", small_trained.model_tag,
+                           "--input", str(data), "--output", str(out), "--quiet"],
+                          cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr  # an empty day's partition is no error
+    assert f"warning: {data} holds no rows, only its header: {out} holds only its header too" in proc.stderr
+    assert proc.stdout.splitlines()[-1] == "rows in 0 = scored 0 + rejected 0"
+    assert out.read_text() == "uuid;pd\n"
+
+
 @pytest.mark.parametrize(
     "args, needle",
     [

@@ -264,4 +264,4 @@ class Pod:
         for volume in self.deployment["spec"]["template"]["spec"].get("volumes", []):
             if volume["name"] == "model-verify-key":
                 shutil.rmtree(volume["hostPath"]["path"], ignore_errors=True)
-        shutil.rmtree(self._file.parent, ignore_errors=True)  # the rendered Deployment (470 were left in /tmp)
+        shutil.rmtree(self._file.parent, ignore_errors=True)  # the rendered Deployment (470 were left)

@@ -24,6 +24,8 @@ def _predict(body: bytes):
         (b'{"applicants": [{"age": 1', 400, "malformed JSON"),
         (b'{"applicants": [{"merchant_group": "\xff"}]}', 400, "not UTF-8 text (byte 0xff at offset 36)"),
         (b"", 400, "empty request body"),
+        ('{"applicants": [{}]}'.encode("utf-16"), 400,
+         "malformed JSON: UTF-16 text (it starts with a UTF-16 byte-order mark); JSON must be UTF-8"),
         (b"[" * 5000 + b"]" * 5000, 400, "malformed JSON: arrays and objects nested more than 201 deep (at line 1"),
         (b"[1]", 422, "expected a JSON object {'applicants': [...]}, got [1]"),
         (b'{"applicants": [], "age": 3}', 422, "unknown field 'age'; the request object takes only 'applicants'"),
