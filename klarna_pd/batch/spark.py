@@ -32,6 +32,7 @@ from ..data.batch import RowProblem
 from ..data.files import check_columns, is_parquet
 from ..errors import DataError
 from ..model import PDModel
+from ..model.levels import UncodedLevels, merged_state
 from ..spec import DatasetSpec
 from ..store.records import load_directory
 from ..store.signing import Trust
@@ -74,6 +75,22 @@ def _executor_model(path: str, trust_wire, compiled_trees: bool) -> PDModel:
         return _models[key]
 
 
+def level_counter(spark: SparkSession):
+    """An accumulator for :func:`score_dataframe`'s ``levels``: the executors' counts of category
+    levels the model has no code for, read on the driver with ``UncodedLevels.merge(acc.value)``.
+    Counts from a task Spark runs again (a lost executor) are added again: a report, not a ledger."""
+    from pyspark.accumulators import AccumulatorParam
+
+    class Param(AccumulatorParam):
+        def zero(self, value):
+            return {}
+
+        def addInPlace(self, a, b):
+            return merged_state(a, b)
+
+    return spark.sparkContext.accumulator({}, Param())
+
+
 def read_text(spark: SparkSession, path: str, spec: DatasetSpec) -> DataFrame:
     """The file's columns as text (Parquet: as stored), malformed CSV rows kept in ``_corrupt_record``."""
     from pyspark.sql.types import StringType, StructField, StructType
@@ -111,7 +128,7 @@ def count_rows(spark: SparkSession, path: str) -> int:
 
 
 def score_dataframe(
-    df: DataFrame, model_dir: str | Path, spec: DatasetSpec, *, compiled_trees: bool = False
+    df: DataFrame, model_dir: str | Path, spec: DatasetSpec, *, compiled_trees: bool = False, levels=None
 ) -> DataFrame:
     """Score a Spark DataFrame of the spec's columns (text or typed).
 
@@ -121,6 +138,8 @@ def score_dataframe(
         spec: the model's dataset spec.
         compiled_trees: executors score with the booster compiled (:meth:`PDModel.compile_trees`;
             needs lleaves on the executors, else LightGBM scores): the same PDs.
+        levels: an accumulator from :func:`level_counter` to count the category levels the model
+            has no code for (:mod:`klarna_pd.model.levels`), once the DataFrame has been computed.
 
     Returns:
         A DataFrame of ``<id>, pd, column, reason``: ``pd`` for scored rows; ``column`` and
@@ -138,6 +157,7 @@ def score_dataframe(
         from pyspark import SparkFiles
 
         model = _executor_model(SparkFiles.get(name), trust_wire, compiled_trees)
+        tally = UncodedLevels(model.encoder) if levels is not None else None
         for pdf in batches:
             corrupt = pdf.pop(CORRUPT) if CORRUPT in pdf.columns else pd.Series([None] * len(pdf))
             malformed = corrupt.notna().to_numpy()
@@ -146,7 +166,12 @@ def score_dataframe(
             batch, _, problems = read_table(table, spec, first_line=0)
             batch, refused = screen(batch, np.zeros(len(batch), dtype=np.int64), None, id_name)
             problems = problems + refused
-            pds = model.predict(batch) if len(batch) else np.empty(0)
+            pds = np.empty(0)
+            if len(batch):
+                matrix = model.encoder.encode(batch)
+                pds = model.predict_matrix(matrix)
+                if tally is not None:
+                    tally.add(batch, matrix)
             out = [pd.DataFrame({id_name: batch.ids, "pd": pds, "column": None, "reason": None})]
             if problems or malformed.any():
                 bad_ids = [p.id for p in problems] + list(pdf.loc[malformed, id_name])
@@ -162,6 +187,8 @@ def score_dataframe(
                     )
                 )
             yield pd.concat(out, ignore_index=True)
+        if tally is not None and tally.rows:
+            levels.add(tally.state())
 
     cols = [c for c in df.columns if c in features or c in (spec.id, spec.target, CORRUPT)]
     return df.select(*cols).mapInPandas(
@@ -197,8 +224,9 @@ def score_file_spark(
                                  started=started, compiled_trees=compiled_trees)
     output_path = Path(output_path)
     rejects_path = Path(rejects_path) if rejects_path is not None else default_rejects(output_path)
+    counter = level_counter(spark)
     scored_df = score_dataframe(read_text(spark, input_path, spec), model_dir, spec,
-                                compiled_trees=compiled_trees)
+                                compiled_trees=compiled_trees, levels=counter)
     rows_in = count_rows(spark, input_path)
     ledger = IdLedger()
     with open_sinks(output_path, rejects_path, spec.id, spec.separator) as (scores, refused):
@@ -228,7 +256,15 @@ def score_file_spark(
         if ids:
             flush()
         check_rows(rows_in, scores.count, refused.count)
-    return BatchSummary.of(input_path, output_path, rejects_path, rows_in, scores.count, refused.count, started)
+    return BatchSummary.of(input_path, output_path, rejects_path, rows_in, scores.count, refused.count,
+                           started, _levels(model_dir, counter))
+
+
+def _levels(model_dir: str | Path, counter) -> UncodedLevels:
+    """The executors' counts of uncoded levels, described with the driver's (checked) copy of the model."""
+    tally = UncodedLevels(load_directory(model_dir).encoder)
+    tally.merge(counter.value)
+    return tally
 
 
 def _write_with_spark(spark, model_dir, spec: DatasetSpec, input_path: str, output: str, *, strict: bool,
@@ -242,8 +278,9 @@ def _write_with_spark(spark, model_dir, spec: DatasetSpec, input_path: str, outp
     from .local import BatchSummary, check_rows
 
     rows_in = count_rows(spark, input_path)
+    counter = level_counter(spark)
     scored = score_dataframe(read_text(spark, input_path, spec), model_dir, spec,
-                             compiled_trees=compiled_trees).cache()
+                             compiled_trees=compiled_trees, levels=counter).cache()
     try:
         bad = scored.filter(F.col("reason").isNotNull())
         n_bad = bad.count()
@@ -268,4 +305,5 @@ def _write_with_spark(spark, model_dir, spec: DatasetSpec, input_path: str, outp
                 "sep", spec.separator).option("header", True).option("escape", '"').csv(rejects)
     finally:
         scored.unpersist()
-    return BatchSummary.of(input_path, output, rejects, rows_in, n_good, n_bad, started)
+    return BatchSummary.of(input_path, output, rejects, rows_in, n_good, n_bad, started,
+                           _levels(model_dir, counter))

@@ -62,6 +62,18 @@ def _quoted(pairs: Iterable[tuple[str, int]]) -> str:
     return ", ".join(f"{level!r} ({n:,})" for level, n in pairs)
 
 
+def merged_state(a: Mapping, b: Mapping) -> dict[str, tuple[int, dict[str, int]]]:
+    """Two :meth:`UncodedLevels.state` counts as one (the cap on named levels applies in
+    :meth:`UncodedLevels.merge`)."""
+    out = {name: (rows, dict(levels)) for name, (rows, levels) in a.items()}
+    for name, (rows, levels) in b.items():
+        total, named = out.get(name, (0, {}))
+        for level, n in levels.items():
+            named[level] = named.get(level, 0) + n
+        out[name] = (total + rows, named)
+    return out
+
+
 class UncodedLevels:
     """A run's tally of categorical values that ``encoder`` codes as "other".
 
@@ -82,16 +94,29 @@ class UncodedLevels:
     def add(self, batch: Batch, matrix: np.ndarray) -> None:
         """Count the rows of ``batch`` (``matrix`` is its ``encoder.encode``) coded "other"."""
         for name, values in self.encoder.uncoded(batch, matrix).items():
-            self.rows[name] += len(values)
-            named = self.levels.setdefault(name, Counter())
-            for level, n in Counter(values).items():
-                if level in named or len(named) < MAX_NAMED:
-                    named[level] += n
+            self._count(name, len(values), Counter(values))
+
+    def _count(self, name: str, rows: int, levels: Mapping[str, int]) -> None:
+        self.rows[name] += rows
+        named = self.levels.setdefault(name, Counter())
+        for level, n in levels.items():
+            if level in named or len(named) < MAX_NAMED:
+                named[level] += n
+
+    def state(self) -> dict[str, tuple[int, dict[str, int]]]:
+        """The counts as plain data (per feature: rows, levels by name), for another process to
+        :meth:`merge` (Spark's executors send theirs to the driver)."""
+        return {name: (self.rows[name], dict(self.levels[name])) for name in self.rows}
+
+    def merge(self, state: Mapping[str, tuple[int, Mapping[str, int]]]) -> None:
+        """Add counts made elsewhere (:meth:`state`)."""
+        for name, (rows, levels) in state.items():
+            self._count(name, rows, levels)
 
     def _split(self, name: str) -> tuple[list[tuple[str, int, str]], list[tuple[str, int]]]:
         known = self._known.get(name, {})
         respelled, unknown = [], []
-        for level, n in self.levels.get(name, Counter()).most_common():
+        for level, n in self._ranked(name):
             match = known.get(spelling(level))
             if match is not None:
                 respelled.append((level, n, match))
@@ -133,5 +158,8 @@ class UncodedLevels:
 
     def to_dict(self) -> dict[str, dict]:
         """Per feature: rows coded "other", and the most frequent levels by name (for metrics.json)."""
-        return {name: {"rows": self.rows[name], "levels": dict(self.levels[name].most_common(10))}
-                for name in sorted(self.rows)}
+        return {name: {"rows": self.rows[name], "levels": dict(self._ranked(name)[:10])} for name in sorted(self.rows)}
+
+    def _ranked(self, name: str) -> list[tuple[str, int]]:
+        # Most rows first, ties by name: the same lines whatever order the chunks came in.
+        return sorted(self.levels.get(name, Counter()).items(), key=lambda kv: (-kv[1], kv[0]))

@@ -241,6 +241,28 @@ def test_spark_gives_the_same_pds_to_the_last_digit(spark, small_trained, small_
     assert set(rejects["column"]) == {"age", "<row>"}
 
 
+def test_spark_counts_the_levels_the_model_has_no_code_for_as_the_local_engine_does(
+        spark, small_trained, small_model, synthetic_small, tmp_path):
+    import bentoml
+
+    from klarna_pd.batch.spark import score_file_spark
+
+    lines = synthetic_small.read_text().splitlines()
+    group = lines[0].split(";").index("merchant_group")
+    for i in range(1, len(lines), 5):  # a known level respelled: a warning on both engines
+        fields = lines[i].split(";")
+        fields[group] = fields[group].upper() if fields[group] != "NA" else fields[group]
+        lines[i] = ";".join(fields)
+    src = tmp_path / "in.csv"
+    src.write_text("\n".join(lines) + "\n")
+    local = score_file(small_model, src, tmp_path / "local.csv", chunk_bytes=1 << 16, progress=False)
+    remote = score_file_spark(bentoml.models.get(small_trained.model_tag).path, small_model.spec, str(src),
+                              tmp_path / "spark.csv")
+    assert local.respelled and local.respelled[0].startswith("merchant_group: ")
+    assert local.unknown_levels  # the small model lumps its rarest levels into "other"
+    assert (remote.respelled, remote.unknown_levels) == (local.respelled, local.unknown_levels)
+
+
 def test_spark_executors_refuse_a_model_that_fails_its_signature(spark, small_trained, bentoml_home, synthetic_small, klarna_spec):
     """Each executor checks the model it was shipped, with the driver's key."""
     from klarna_pd.batch.spark import read_text, score_dataframe

@@ -149,3 +149,20 @@ def test_spellings_of_one_level_are_grouped(klarna_spec, sample_records):
     frame["merchant_group"] = ["Books", "books", " Books", "Toys", None]
     lines = spelled_apart_in(Batch.from_frame(frame, klarna_spec))
     assert len(lines) == 1 and lines[0].endswith(": ' Books' (1) / 'Books' (1) / 'books' (1)")
+
+
+def test_counts_made_apart_merge_to_the_counts_made_together(small_model, sample_records, klarna_spec):
+    """Spark's executors count their partitions apart and the driver merges them."""
+    frame, _ = sample_records
+    frame = frame.head(40).copy()
+    frame["merchant_group"] = [f"new {i % 7}" if i % 3 else frame["merchant_group"].iloc[i].upper()
+                               for i in range(40)]
+    whole = Batch.from_frame(frame, klarna_spec)
+    together, first, second = (UncodedLevels(small_model.encoder) for _ in range(3))
+    together.add(whole, small_model.encoder.encode(whole))
+    for tally, part in ((first, whole.take(slice(0, 17))), (second, whole.take(slice(17, None)))):
+        tally.add(part, small_model.encoder.encode(part))
+    merged = UncodedLevels(small_model.encoder)
+    merged.merge(levels.merged_state(levels.merged_state({}, first.state()), second.state()))
+    assert merged.state() == together.state() and merged.rows["merchant_group"] == 40
+    assert (merged.respelled(), merged.unknown()) == (together.respelled(), together.unknown())
