@@ -125,8 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     if summary.rows_in == 0:  # not an error (an empty day's partition), but rarely what was meant
-        print(f"warning: {args.input} holds no rows, only its header: {args.output} holds only its header "
-              "too", file=sys.stderr)
+        print(f"warning: {args.input} holds no rows to score: {args.output} holds none", file=sys.stderr)
     for line in summary.respelled:
         print(f"warning: {line}", file=sys.stderr)
     print(summary.line())

@@ -57,8 +57,9 @@ class BatchSummary:
            started: float, levels: UncodedLevels | None = None) -> BatchSummary:
         """The summary of a run that began at ``started`` (``time.perf_counter()``)."""
         return cls(str(input), str(output), str(rejects) if rejected else None, rows_in, scored, rejected,
-                   time.perf_counter() - started, *((tuple(levels.respelled()), tuple(levels.unknown()))
-                                                    if levels is not None else ()))
+                   time.perf_counter() - started,
+                   respelled=tuple(levels.respelled()) if levels is not None else (),
+                   unknown_levels=tuple(levels.unknown()) if levels is not None else ())
 
     def line(self) -> str:
         """What the CLI prints: the run, a line per feature with levels the model has no code for

@@ -39,6 +39,7 @@ from ..store.signing import Trust
 from .ids import FORMULA_START, IdLedger, screen, screen_ids
 
 if TYPE_CHECKING:
+    from pyspark.accumulators import Accumulator
     from pyspark.sql import DataFrame, SparkSession
 
 CORRUPT = "_corrupt_record"
@@ -75,10 +76,12 @@ def _executor_model(path: str, trust_wire, compiled_trees: bool) -> PDModel:
         return _models[key]
 
 
-def level_counter(spark: SparkSession):
+def level_counter(spark: SparkSession) -> Accumulator:
     """An accumulator for :func:`score_dataframe`'s ``levels``: the executors' counts of category
-    levels the model has no code for, read on the driver with ``UncodedLevels.merge(acc.value)``.
-    Counts from a task Spark runs again (a lost executor) are added again: a report, not a ledger."""
+    levels the model has no code for, read on the driver with
+    ``UncodedLevels(model.encoder).merge(counter.value)``. Every computation of the scored
+    DataFrame counts again (a second action on it, or a task Spark runs again): cache it and
+    compute it once; the counts are a report, not a ledger."""
     from pyspark.accumulators import AccumulatorParam
 
     class Param(AccumulatorParam):
@@ -86,7 +89,7 @@ def level_counter(spark: SparkSession):
             return {}
 
         def addInPlace(self, a, b):
-            return merged_state(a, b)
+            return merged_state(a, b)  # into a, as Spark allows
 
     return spark.sparkContext.accumulator({}, Param())
 
@@ -128,7 +131,8 @@ def count_rows(spark: SparkSession, path: str) -> int:
 
 
 def score_dataframe(
-    df: DataFrame, model_dir: str | Path, spec: DatasetSpec, *, compiled_trees: bool = False, levels=None
+    df: DataFrame, model_dir: str | Path, spec: DatasetSpec, *, compiled_trees: bool = False,
+    levels: Accumulator | None = None,
 ) -> DataFrame:
     """Score a Spark DataFrame of the spec's columns (text or typed).
 
@@ -139,7 +143,8 @@ def score_dataframe(
         compiled_trees: executors score with the booster compiled (:meth:`PDModel.compile_trees`;
             needs lleaves on the executors, else LightGBM scores): the same PDs.
         levels: an accumulator from :func:`level_counter` to count the category levels the model
-            has no code for (:mod:`klarna_pd.model.levels`), once the DataFrame has been computed.
+            has no code for (:mod:`klarna_pd.model.levels`): read it after computing the result
+            once (each computation counts again).
 
     Returns:
         A DataFrame of ``<id>, pd, column, reason``: ``pd`` for scored rows; ``column`` and

@@ -85,8 +85,8 @@ def shown(value: Any) -> str:
 def shown_json(value: Any) -> str:
     """A value that arrived as JSON, quoted in JSON (``"abc"``, ``true``, ``[{"age": 34}]``), cut short."""
     if isinstance(value, float) and math.isinf(value):
-        # 1e309 arrives as inf: JSON has no spelling for it, and the digits sent are gone.
-        text = f"{value!r} (beyond the 64-bit float range)"
+        # 1e309 arrives as inf (the legacy endpoint also reads an Infinity token so): the digits are gone.
+        text = f"{value!r} (Infinity, or a number beyond the 64-bit float range)"
     elif isinstance(value, float) and math.isnan(value):
         text = "NaN"
     else:
@@ -126,7 +126,8 @@ def expected(feature: Feature, spec: DatasetSpec, *, source: str = "text") -> st
 
 
 def id_expected(*, source: str = "text") -> str:
-    return f"a text id of at most {MAX_TEXT} characters" + (" or an integer" if source == "json" else "")
+    integer = f" or an integer of at most {MAX_TEXT} digits" if source == "json" else ""
+    return f"a text id of at most {MAX_TEXT} characters{integer}"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -182,10 +182,14 @@ def _ids(records: Sequence[dict], spec: DatasetSpec, prefix: str, problems: list
     values = [r.get(spec.id) for r in records]
     if not set(map(type, values)) <= {str, _NONE} or any(v is not None and len(v) > kinds.MAX_TEXT for v in values):
         for i, v in enumerate(values):
-            if type(v) is int:
-                values[i] = v = str(v)  # its digits are the id, held to the length of a text id
-            if v is not None and (type(v) is not str or len(v) > kinds.MAX_TEXT):
+            got = None
+            if type(v) is int:  # its digits are the id, as many as a text id's characters
+                values[i] = text = str(v)
+                if len(text.lstrip("-")) > kinds.MAX_TEXT:
+                    got = f"an integer of {len(text.lstrip('-'))} digits"
+            elif v is not None and (type(v) is not str or len(v) > kinds.MAX_TEXT):
                 got = f"{len(v)} characters" if type(v) is str else kinds.shown_json(v)
+            if got is not None:
                 problems.append(Problem(_loc(prefix, i, spec.id),
                                         f"expected {kinds.id_expected(source='json')}, got {got}"))
     out = np.empty(len(values), dtype=object)

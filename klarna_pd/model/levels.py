@@ -62,16 +62,36 @@ def _quoted(pairs: Iterable[tuple[str, int]]) -> str:
     return ", ".join(f"{level!r} ({n:,})" for level, n in pairs)
 
 
-def merged_state(a: Mapping, b: Mapping) -> dict[str, tuple[int, dict[str, int]]]:
-    """Two :meth:`UncodedLevels.state` counts as one (the cap on named levels applies in
-    :meth:`UncodedLevels.merge`)."""
-    out = {name: (rows, dict(levels)) for name, (rows, levels) in a.items()}
-    for name, (rows, levels) in b.items():
-        total, named = out.get(name, (0, {}))
-        for level, n in levels.items():
-            named[level] = named.get(level, 0) + n
-        out[name] = (total + rows, named)
-    return out
+RESPELLED, UNKNOWN = "respelled", "unknown"
+
+
+def _rank(item: tuple[str, int]) -> tuple[int, str]:
+    # Most rows first, ties by name: the same lines whatever order the chunks came in.
+    return -item[1], item[0]
+
+
+def _add(state: dict, name: str, kind: str, rows: int, levels: Mapping[str, int],
+         trimmed: bool = False) -> None:
+    """Add ``rows`` (``levels`` by name) of one kind to ``state``; past :data:`MAX_NAMED` names only
+    the most frequent stay named (the rows are always counted)."""
+    per = state.setdefault(name, {}).setdefault(kind, {"rows": 0, "levels": {}, "trimmed": False})
+    per["rows"] += rows
+    named = per["levels"]
+    for level, n in levels.items():
+        named[level] = named.get(level, 0) + n
+    if len(named) > MAX_NAMED:
+        per["levels"] = dict(sorted(named.items(), key=_rank)[:MAX_NAMED])
+        trimmed = True
+    per["trimmed"] = per["trimmed"] or trimmed
+
+
+def merged_state(into: dict, other: Mapping) -> dict:
+    """``other``'s counts (:meth:`UncodedLevels.state`) added to ``into``, which is returned.
+    Beyond :data:`MAX_NAMED` levels, which ones stay named depends on the order of the merges."""
+    for name, kinds in other.items():
+        for kind, per in kinds.items():
+            _add(into, name, kind, per["rows"], per["levels"], per["trimmed"])
+    return into
 
 
 class UncodedLevels:
@@ -79,13 +99,13 @@ class UncodedLevels:
 
     Call :meth:`add` with each scored batch and its encoded matrix, then read :meth:`respelled`
     (warnings: levels the model knows under another spelling) and :meth:`unknown` (information:
-    levels it has no code for at all).
+    levels it has no code for at all). Rows are counted exactly; levels are named up to
+    :data:`MAX_NAMED` per feature and kind.
     """
 
     def __init__(self, encoder: Encoder) -> None:
         self.encoder = encoder
-        self.rows: Counter[str] = Counter()
-        self.levels: dict[str, Counter[str]] = {}
+        self.counts: dict[str, dict[str, dict]] = {}
         # The encoder lists levels most frequent first: a spelling shared by two known levels (the
         # data's own fault, see spelled_apart_in) is shown as the more frequent one.
         self._known = {name: {spelling(level): level for level in reversed(levels)}
@@ -94,72 +114,72 @@ class UncodedLevels:
     def add(self, batch: Batch, matrix: np.ndarray) -> None:
         """Count the rows of ``batch`` (``matrix`` is its ``encoder.encode``) coded "other"."""
         for name, values in self.encoder.uncoded(batch, matrix).items():
-            self._count(name, len(values), Counter(values))
+            known = self._known.get(name, {})
+            split: dict[str, Counter[str]] = {RESPELLED: Counter(), UNKNOWN: Counter()}
+            for level, n in Counter(values).items():
+                split[RESPELLED if spelling(level) in known else UNKNOWN][level] = n
+            for kind, levels in split.items():
+                if levels:
+                    _add(self.counts, name, kind, sum(levels.values()), levels)
 
-    def _count(self, name: str, rows: int, levels: Mapping[str, int]) -> None:
-        self.rows[name] += rows
-        named = self.levels.setdefault(name, Counter())
-        for level, n in levels.items():
-            if level in named or len(named) < MAX_NAMED:
-                named[level] += n
+    def state(self) -> dict[str, dict[str, dict]]:
+        """The counts as plain data, for another process to :meth:`merge` (Spark's executors send
+        theirs to the driver)."""
+        return self.counts
 
-    def state(self) -> dict[str, tuple[int, dict[str, int]]]:
-        """The counts as plain data (per feature: rows, levels by name), for another process to
-        :meth:`merge` (Spark's executors send theirs to the driver)."""
-        return {name: (self.rows[name], dict(self.levels[name])) for name in self.rows}
-
-    def merge(self, state: Mapping[str, tuple[int, Mapping[str, int]]]) -> None:
+    def merge(self, state: Mapping) -> None:
         """Add counts made elsewhere (:meth:`state`)."""
-        for name, (rows, levels) in state.items():
-            self._count(name, rows, levels)
+        merged_state(self.counts, state)
 
-    def _split(self, name: str) -> tuple[list[tuple[str, int, str]], list[tuple[str, int]]]:
-        known = self._known.get(name, {})
-        respelled, unknown = [], []
-        for level, n in self._ranked(name):
-            match = known.get(spelling(level))
-            if match is not None:
-                respelled.append((level, n, match))
-            else:
-                unknown.append((level, n))
-        return respelled, unknown
+    def rows(self, name: str, kind: str | None = None) -> int:
+        """Rows of feature ``name`` coded "other" (of one kind, or both)."""
+        kinds = self.counts.get(name, {})
+        return sum(per["rows"] for k, per in kinds.items() if kind in (None, k))
+
+    def _named(self, name: str, kind: str) -> tuple[int, list[tuple[str, int]], bool]:
+        per = self.counts.get(name, {}).get(kind)
+        if per is None:
+            return 0, [], False
+        return per["rows"], sorted(per["levels"].items(), key=_rank), per["trimmed"]
+
+    @staticmethod
+    def _more(named: list, trimmed: bool) -> str:
+        if trimmed:
+            return f" and more (over {MAX_NAMED:,} distinct levels; the rarest not named)"
+        return f" and {len(named) - SHOWN:,} more" if len(named) > SHOWN else ""
 
     def respelled(self) -> list[str]:
-        """One line per feature whose rows hold a known level spelled otherwise: scored as unseen,
-        almost always a fault in the data."""
+        """One line per feature whose rows hold a known level spelled otherwise: scored as its
+        "other" level, almost always a fault in the data."""
         lines = []
-        for name in sorted(self.rows):
-            respelled, _ = self._split(name)
-            if respelled:
-                rows = sum(n for _, n, _ in respelled)
-                shown = ", ".join(f"{level!r} ({n:,}, known as {match!r})"
-                                  for level, n, match in respelled[:SHOWN])
-                more = f" and {len(respelled) - SHOWN:,} more" if len(respelled) > SHOWN else ""
+        for name in sorted(self.counts):
+            rows, named, trimmed = self._named(name, RESPELLED)
+            if rows:
+                known = self._known.get(name, {})
+                shown = ", ".join(f"{level!r} ({n:,}, known as {known[spelling(level)]!r})"
+                                  for level, n in named[:SHOWN])
                 lines.append(f"{name}: {_rows(rows)} with a level the model knows under another spelling "
-                             f"(case or surrounding spaces), scored as an unseen level: {shown}{more}")
+                             f"(case or surrounding spaces), scored as its 'other' level: "
+                             f"{shown}{self._more(named, trimmed)}")
         return lines
 
     def unknown(self) -> list[str]:
         """One line per feature whose rows hold levels the model has no code for."""
         lines = []
-        for name in sorted(self.rows):
-            respelled, unknown = self._split(name)
-            rows = self.rows[name] - sum(n for _, n, _ in respelled)
-            if rows > 0:
-                if unknown:
-                    more = f" and {len(unknown) - SHOWN:,} more" if len(unknown) > SHOWN else ""
-                    named = f"{_quoted(unknown[:SHOWN])}{more}"
-                else:  # every named slot went to other levels
-                    named = f"levels past the first {MAX_NAMED:,} distinct ones, not named"
+        for name in sorted(self.counts):
+            rows, named, trimmed = self._named(name, UNKNOWN)
+            if rows:
                 rare = self.encoder.min_level_count
                 lines.append(f"{name}: {_rows(rows)} with a level unseen in training or rarer than {rare:,} "
-                             f"rows there, scored as its 'other' level: {named}")
+                             f"rows there, scored as its 'other' level: "
+                             f"{_quoted(named[:SHOWN])}{self._more(named, trimmed)}")
         return lines
 
     def to_dict(self) -> dict[str, dict]:
-        """Per feature: rows coded "other", and the most frequent levels by name (for metrics.json)."""
-        return {name: {"rows": self.rows[name], "levels": dict(self._ranked(name)[:10])} for name in sorted(self.rows)}
+        """Per feature and kind (respelled, unknown): rows coded "other", and the ten most frequent
+        levels by name (for metrics.json)."""
+        def top(per: dict) -> dict[str, int]:
+            return dict(sorted(per["levels"].items(), key=_rank)[:10])
 
-    def _ranked(self, name: str) -> list[tuple[str, int]]:
-        # Most rows first, ties by name: the same lines whatever order the chunks came in.
-        return sorted(self.levels.get(name, Counter()).items(), key=lambda kv: (-kv[1], kv[0]))
+        return {name: {kind: {"rows": per["rows"], "levels": top(per)} for kind, per in sorted(kinds.items())}
+                for name, kinds in sorted(self.counts.items())}

@@ -153,7 +153,7 @@ def test_a_header_only_input_scores_to_a_header_only_output_with_a_warning(small
                            "--input", str(data), "--output", str(out), "--quiet"],
                           cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr  # an empty day's partition is no error
-    assert f"warning: {data} holds no rows, only its header: {out} holds only its header too" in proc.stderr
+    assert f"warning: {data} holds no rows to score: {out} holds none" in proc.stderr
     assert proc.stdout.splitlines()[-1] == "rows in 0 = scored 0 + rejected 0"
     assert out.read_text() == "uuid;pd\n"
 
@@ -310,7 +310,8 @@ def test_spark_executors_score_the_same_pds_with_compiled_trees(spark, small_tra
     assert (True, True) in held, held  # a worker holds the model compiled, as asked
 
 
-def test_spark_writes_cluster_sized_output_itself(spark, small_trained, expected, synthetic_small, klarna_spec, tmp_path):
+def test_spark_writes_cluster_sized_output_itself(spark, small_trained, small_model, expected, synthetic_small,
+                                                  klarna_spec, tmp_path):
     import bentoml
 
     from klarna_pd.batch.spark import score_file_spark
@@ -321,6 +322,9 @@ def test_spark_writes_cluster_sized_output_itself(spark, small_trained, expected
     assert (tmp_path / "scores.parquet" / "_SUCCESS").exists()
     got = pq.read_table(tmp_path / "scores.parquet").to_pandas().set_index("uuid").loc[expected["uuid"], "pd"]
     np.testing.assert_array_equal(got.to_numpy(), expected["pd"].to_numpy())
+    # Levels counted once, though the scored rows are used by three Spark actions (cached).
+    local = score_file(small_model, synthetic_small, tmp_path / "local.csv", progress=False)
+    assert local.unknown_levels and summary.unknown_levels == local.unknown_levels
 
 
 def test_spark_submit_runs_the_documented_entry_point(spark, small_trained, expected, synthetic_small, tmp_path):
@@ -337,6 +341,7 @@ def test_spark_submit_runs_the_documented_entry_point(spark, small_trained, expe
         cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.strip().splitlines()[-2].startswith("scored 6,000 rows into")
-    assert proc.stdout.strip().splitlines()[-1] == "rows in 6,000 = scored 6,000 + rejected 0"
+    lines = proc.stdout.strip().splitlines()
+    assert lines[0].startswith("scored 6,000 rows into")  # then a line per feature with uncoded levels
+    assert lines[-1] == "rows in 6,000 = scored 6,000 + rejected 0"
     pd.testing.assert_frame_equal(_read(out), expected)

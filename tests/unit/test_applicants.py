@@ -41,8 +41,9 @@ def _predict(body: bytes):
         (b'{"applicants": [{"reasons": 1e300}]}', 422, "expected an integer from 0 to 4, got 1e+300"),
         # An id given as an integer is its digits, held to the length of a text id.
         (b'{"applicants": [{"uuid": ' + b"1" * 201 + b"}]}", 422,
-         "applicants[0].uuid: expected a text id of at most 200 characters or an integer, got 201 characters"),
-        (b'{"applicants": [{"age": 1e400}]}', 422, "got inf (beyond the 64-bit float range)"),
+         "applicants[0].uuid: expected a text id of at most 200 characters or an integer of at most 200 digits, got "
+         "an integer of 201 digits"),
+        (b'{"applicants": [{"age": 1e400}]}', 422, "got inf (Infinity, or a number beyond the 64-bit float range)"),
     ],
 )
 def test_predict_bodies(body, status, needle):
@@ -61,9 +62,11 @@ def test_a_valid_request():
 def test_numbers_are_read_as_json_means_them():
     """3.0 is the number 3: accepted for the reasons count as for ordinal features; an integer id of
     200 digits is the longest text id."""
-    got = _predict(b'{"applicants": [{"reasons": 3.0, "account_status": 1.0, "uuid": ' + b"7" * 200 + b"}]}")
-    assert got.reasons == [3] and type(got.reasons[0]) is int
-    assert got.batch.column("account_status")[0] == 1.0 and got.batch.ids.tolist() == ["7" * 200]
+    got = _predict(b'{"applicants": [{"reasons": 3.0, "account_status": 1.0, "uuid": ' + b"7" * 200 + b"}, "
+                   b'{"uuid": -' + b"7" * 200 + b"}]}")
+    assert got.reasons == [3, 0] and type(got.reasons[0]) is int
+    assert got.batch.column("account_status")[0] == 1.0
+    assert got.batch.ids.tolist() == ["7" * 200, "-" + "7" * 200]
 
 
 def test_the_nesting_limit_named_in_the_refusal_is_the_parsers():
@@ -95,7 +98,7 @@ def test_legacy_reads_nan_as_missing_and_ignores_the_target():
     [
         (b"[{}]", "expected one applicant as a JSON object, got [{}]"),
         (b'{"age": "x"}', "age: expected a finite number"),
-        (b'{"age": Infinity}', "age: expected a finite number from 18 to 120 or null, got inf (beyond the 64-bit"),
+        (b'{"age": Infinity}', "age: expected a finite number from 18 to 120 or null, got inf (Infinity, or"),
         (b'{"agee": 3}', "agee: unknown field 'agee'"),
     ],
 )
