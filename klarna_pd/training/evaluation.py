@@ -134,7 +134,7 @@ def evaluate(result: TrainResult, *, true_pd: tuple[np.ndarray, np.ndarray] | No
             "methods_cross_validated": result.calibration["cross_validated"],
             "before": {k: before[k] for k in ("brier", "log_loss", "ece")},
             "after": {k: after[k] for k in ("brier", "log_loss", "ece")},
-            "table_before": metrics.calibration_table(y, uncalibrated),
+            "table_before": metrics.calibration_table(y, uncalibrated, by=result.oof_pd),
             "table_after": table_after,
             "ece_noise": _bin_noise(table_after),
         },

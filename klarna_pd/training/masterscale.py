@@ -123,7 +123,10 @@ def master_scale(y: np.ndarray, pd: np.ndarray, scored_pd: np.ndarray) -> dict[s
         if n:
             mean_pd = float(pd[mask].mean())
             pj, pb = jeffreys_p(d, n, mean_pd), binomial_p(d, n, mean_pd)
-            row.update(default_rate=d / n, mean_pd=mean_pd, jeffreys_p=pj, binomial_p=pb, light=light(min(pj, pb)))
+            # No defaults cannot show a PD too low; the Jeffreys prior's half default would flag a
+            # small grade anyway (50 rows at PD 1e-6: p 0.008, red), so such a grade takes the binomial's.
+            worst = pb if d == 0 else min(pj, pb)
+            row.update(default_rate=d / n, mean_pd=mean_pd, jeffreys_p=pj, binomial_p=pb, light=light(worst))
         grades.append(row)
     return {
         "grade_upper_bounds": list(GRADE_UPPER_BOUNDS),

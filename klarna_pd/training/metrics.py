@@ -62,17 +62,22 @@ def log_loss(y: np.ndarray, p: np.ndarray) -> float:
 
 
 def _quantile_bins(p: np.ndarray, bins: int) -> np.ndarray:
-    """Bin index of each prediction, bins holding about equal numbers of rows."""
-    order = np.argsort(p, kind="stable")
-    idx = np.empty(len(p), dtype=int)
-    idx[order] = np.minimum((np.arange(len(p)) * bins) // max(len(p), 1), bins - 1)
-    return idx
+    """Bin index of each prediction, bins holding about equal numbers of rows; equal predictions
+    share the bin where the first of them falls (split by row order, a block of equal PDs, as an
+    isotonic calibrator makes, moved the ECE and Hosmer-Lemeshow with the order of the rows), so a
+    bin may be larger than the others, or empty."""
+    ranked = np.sort(p)
+    first = np.searchsorted(ranked, p, side="left")
+    return np.minimum(first * bins // max(len(p), 1), bins - 1)
 
 
-def calibration_table(y: np.ndarray, p: np.ndarray, bins: int = 10) -> list[dict[str, float]]:
-    """Per bin of about equal size (by PD): rows, mean predicted PD, observed default rate."""
+def calibration_table(y: np.ndarray, p: np.ndarray, bins: int = 10, *, by: np.ndarray | None = None
+                      ) -> list[dict[str, float]]:
+    """Per non-empty bin of about equal size by PD (:func:`_quantile_bins`): rows, mean predicted
+    PD, observed default rate. ``by``: the PDs that set the bins, when they are not ``p`` (the
+    table of uncalibrated PDs over the calibrated PDs' bins: the same rows in each)."""
     y, p = _check(y, p)
-    idx = _quantile_bins(p, bins)
+    idx = _quantile_bins(p if by is None else np.asarray(by, dtype=float), bins)
     table = []
     for b in range(bins):
         m = idx == b
@@ -131,7 +136,7 @@ def hosmer_lemeshow(y: np.ndarray, p: np.ndarray, groups: int = 10) -> dict[str,
     detects very small miscalibration: read it with the calibration table, not alone.
 
     Returns:
-        ``statistic``, ``df``, ``p_value``, ``groups``.
+        ``statistic``, ``df``, ``p_value`` (None below 3 groups), ``groups`` (non-empty ones).
     """
     y, p = _check(y, p)
     table = calibration_table(y, p, groups)
@@ -140,7 +145,9 @@ def hosmer_lemeshow(y: np.ndarray, p: np.ndarray, groups: int = 10) -> dict[str,
     observed = n * np.array([r["default_rate"] for r in table])
     stat = float(np.sum((observed - expected) ** 2 / (expected * (1.0 - expected / n))))
     df = len(table) - 2
-    return {"statistic": stat, "df": df, "p_value": float(stats.chi2.sf(stat, df)), "groups": len(table)}
+    # Fewer than 3 groups (PDs with fewer distinct values): no test, rather than a NaN in metrics.json.
+    p_value = float(stats.chi2.sf(stat, df)) if df >= 1 else None
+    return {"statistic": stat, "df": df, "p_value": p_value, "groups": len(table)}
 
 
 def quantiles(p: np.ndarray, qs: tuple[float, ...] = (0.01, 0.1, 0.5, 0.9, 0.99)) -> dict[str, float]:

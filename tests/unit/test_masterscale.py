@@ -78,3 +78,13 @@ def test_underestimated_pds_light_red():
     assert scale["lights"]["red"] >= 3
     assert scale["herfindahl"]["scored"]["hhi"] is None
     assert all(g["scored_mean_pd"] is None for g in scale["grades"])
+
+
+def test_a_grade_without_defaults_is_green():
+    """Zero defaults cannot show a PD too low: Jeffreys' half a default of prior lit a 50-row grade
+    at PD 1e-6 red (p 0.008) although no default was seen; the binomial test decides there."""
+    pd = np.r_[np.full(50, 1e-6), np.full(2_000, 0.05)]
+    y = np.r_[np.zeros(50), (np.arange(2_000) % 20 == 0).astype(float)]
+    lowest = ms.master_scale(y, pd, np.empty(0))["grades"][0]
+    assert (lowest["rows"], lowest["defaults"]) == (50, 0)
+    assert lowest["jeffreys_p"] < 0.01 and lowest["binomial_p"] == 1.0 and lowest["light"] == "green"

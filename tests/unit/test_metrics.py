@@ -36,7 +36,10 @@ def test_ece_zero_when_each_bin_is_calibrated():
     p = np.repeat([0.1, 0.5], 10)
     y = np.array([1] + [0] * 9 + [1] * 5 + [0] * 5, dtype=float)
     assert metrics.ece(y, p, bins=2) == pytest.approx(0.0)
-    assert metrics.ece(y, np.repeat([0.3, 0.3], 10), bins=2) == pytest.approx(0.2)
+    # Equal PDs are one bin, whatever the row order: 6 defaults in 20 rows at PD 0.3 (split by order
+    # into the first and last ten rows, this read 0.2).
+    assert metrics.ece(y, np.full(20, 0.3), bins=2) == pytest.approx(0.0)
+    assert metrics.ece(y, np.full(20, 0.2), bins=2) == pytest.approx(0.1)
 
 
 def test_psi():
@@ -103,3 +106,30 @@ def test_hosmer_lemeshow_separates_calibrated_from_not():
     y = (rng.random(50_000) < p).astype(float)
     assert metrics.hosmer_lemeshow(y, p)["p_value"] > 0.01
     assert metrics.hosmer_lemeshow(y, 0.8 * p)["p_value"] < 1e-6
+
+
+def test_equal_pds_share_a_bin_whatever_the_order_of_the_rows():
+    """Split by row order, a block of equal PDs (as isotonic calibration makes) gave a perfectly
+    calibrated model ECE 0.18 and a Hosmer-Lemeshow p of 1e-210 when its defaults came last."""
+    p = np.full(1_000, 0.1)
+    y = np.r_[np.zeros(900), np.ones(100)]
+    shuffled = np.random.default_rng(0).permutation(1_000)
+    for order in (np.arange(1_000), shuffled):
+        assert metrics.ece(y[order], p[order]) == pytest.approx(0.0, abs=1e-12)
+        hl = metrics.hosmer_lemeshow(y[order], p[order])
+        assert hl["groups"] == 1 and hl["p_value"] is None  # one group: no test, not NaN
+    steps = np.repeat([0.02, 0.05, 0.1, 0.2, 0.4], 200)  # five distinct PDs, ten bins asked
+    ys = (np.random.default_rng(1).random(1_000) < steps).astype(float)
+    tables = [metrics.calibration_table(ys[o], steps[o]) for o in (np.arange(1_000), shuffled)]
+    assert tables[0] == tables[1] and [row["rows"] for row in tables[0]] == [200] * 5
+
+
+def test_a_table_binned_by_other_pds_holds_the_same_rows():
+    rng = np.random.default_rng(2)
+    margin = rng.normal(-3, 1, 5_000)
+    calibrated = np.round(1 / (1 + np.exp(-margin)), 2)  # ties, same order
+    y = (rng.random(5_000) < calibrated).astype(float)
+    before = metrics.calibration_table(y, 1 / (1 + np.exp(-margin)), by=calibrated)
+    after = metrics.calibration_table(y, calibrated)
+    assert [(r["bin"], r["rows"], r["default_rate"]) for r in before] == [
+        (r["bin"], r["rows"], r["default_rate"]) for r in after]

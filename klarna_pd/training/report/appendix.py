@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .. import figures
-from .common import ReportData, Section, band, pct, table
+from .common import ReportData, Section, band, pct, pval, table
 
 
 def _appendix_grades(r: ReportData) -> list[str]:
@@ -53,7 +53,7 @@ def _appendix_calibration(r: ReportData) -> list[str]:
         *table(["decile", "rows", "mean PD before", "mean PD after", "observed"], "rrrrr", rows),
         "",
         f"Hosmer-Lemeshow on these deciles: statistic {hl['statistic']:.2f}, {hl['df']} degrees of freedom "
-        f"(groups - 2: the calibrator's two parameters were fitted on these rows), p = {hl['p_value']:.4g}. On "
+        f"(groups - 2: the calibrator's two parameters were fitted on these rows), p = {pval(hl['p_value'])}. On "
         "tens of thousands of rows it detects very small gaps; read it with the table.",
         "",
     ]
