@@ -53,8 +53,8 @@ def _appendix_calibration(r: ReportData) -> list[str]:
         *table(["decile", "rows", "mean PD before", "mean PD after", "observed"], "rrrrr", rows),
         "",
         f"Hosmer-Lemeshow on these deciles: statistic {hl['statistic']:.2f}, {hl['df']} degrees of freedom "
-        f"(groups - 2: the calibrator's two parameters were fitted on these rows), p = {pval(hl['p_value'])}. On "
-        "tens of thousands of rows it detects very small gaps; read it with the table.",
+        f"(groups - 2: the calibrator's two parameters were fitted on these rows), p = {pval(hl['p_value'])}. "
+        "On tens of thousands of rows it detects very small gaps; read it with the table.",
         "",
     ]
 
