@@ -45,6 +45,10 @@ _TAG_PART = re.compile(r"[a-z0-9](?:[a-z0-9._-]{0,61}[a-z0-9])?", re.ASCII)
 # A model directory is flat: a file name, never a path.
 _FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", re.ASCII)
 _SHA256 = re.compile(r"[0-9a-f]{64}", re.ASCII)
+# S3's rule for bucket names (the general-purpose buckets').
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", re.ASCII)
+#: A manifest lists a handful of files: far less than this.
+MAX_MANIFEST_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -59,7 +63,13 @@ class S3Location:
         bucket, _, prefix = uri[len("s3://"):].partition("/")
         if not bucket:
             raise RemoteError(f"expected an s3://bucket/prefix URI with a bucket, got {uri!r}")
-        return cls(bucket, prefix.strip("/"))
+        if not _BUCKET.fullmatch(bucket) or ".." in bucket:
+            raise RemoteError("expected an S3 bucket name (3-63 lowercase letters, digits, '.' and '-'), "
+                              f"got {bucket!r} in {uri!r}")
+        prefix = prefix.strip("/")
+        if prefix and any(part in ("", ".", "..") for part in prefix.split("/")):
+            raise RemoteError(f"expected a prefix of names between single slashes, got {prefix!r} in {uri!r}")
+        return cls(bucket, prefix)
 
     def key(self, *parts: str) -> str:
         return "/".join(p for p in (self.prefix, *parts) if p)
@@ -116,22 +126,22 @@ def push(
         ModelError: the model does not verify here, holds a symlink, or is unsigned and no key was given.
         RemoteError: S3 unreachable, the bucket missing, or an upload that failed.
     """
-    from boto3.exceptions import S3UploadFailedError
+    from boto3.exceptions import Boto3Error, S3UploadFailedError
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from .local import get_stored, load_stored, record_of_stored
+    from .local import get_stored, record_of_stored
     from .signing import read_settings
 
     base = S3Location.parse(uri)
     stored = get_stored(tag)
-    load_stored(stored)  # never publish a model that does not verify here
+    key_path = signing_key if signing_key is not None else read_settings().signing_key
+    signer = None if key_path is None else Signer(load_private_key(key_path), f"the signing key {key_path}")
+    _verify_here(stored, signer)  # never publish a model that does not verify here
     loc = S3Location(base.bucket, base.key(stored.tag.name, stored.tag.version))
     root = Path(stored.path)
     names = model_files(root)  # a flat directory of regular files: a symlink is refused, never followed
-    key_path = signing_key if signing_key is not None else read_settings().signing_key
     bodies: dict[str, bytes] = {}
-    if key_path is not None:
-        signer = Signer(load_private_key(key_path), f"the signing key {key_path}")
+    if signer is not None:
         bodies[SIGNATURE_FILE] = signature_document(root, record_of_stored(stored), signer)
         log(f"signing {stored.tag} with {signer.source} ({signer.key_id})")
     elif SIGNATURE_FILE not in names:
@@ -146,6 +156,7 @@ def push(
         return {"sha256": sha256_file(root / name), "bytes": (root / name).stat().st_size}
 
     manifest = {"format": MANIFEST_FORMAT, "tag": str(stored.tag), "files": {name: describe(name) for name in files}}
+    manifest_bytes = json.dumps(manifest, indent=1).encode()
     s3 = _client()
     try:
         s3.head_bucket(Bucket=loc.bucket)
@@ -155,6 +166,13 @@ def push(
         raise _explain(exc, f"pushing {stored.tag}", loc) from None
     except BotoCoreError as exc:
         raise _explain(exc, f"pushing {stored.tag}", loc) from None
+    published = _published_manifest(s3, loc, f"pushing {stored.tag}")
+    if published is not None and published != manifest_bytes:
+        # A pod may be pulling it now, trusting the key it was signed with; and a push that failed
+        # half-way would leave files that no longer match the manifest. A release is immutable.
+        raise RemoteError(f"pushing {stored.tag}: {loc.uri()} already holds this version with other files or "
+                          "another signature; a pushed version is never replaced (push to another prefix, or "
+                          "train a new version)")
     try:
         for name in files:
             if name in bodies:
@@ -162,13 +180,43 @@ def push(
             else:
                 s3.upload_file(str(root / name), loc.bucket, loc.key(name))
         # The manifest goes last: a pull never sees a model whose files are not all there.
-        s3.put_object(Bucket=loc.bucket, Key=loc.key(MANIFEST), Body=json.dumps(manifest, indent=1).encode())
+        s3.put_object(Bucket=loc.bucket, Key=loc.key(MANIFEST), Body=manifest_bytes)
     except S3UploadFailedError as exc:
         raise RemoteError(f"pushing {stored.tag}: {exc}") from None
-    except (ClientError, BotoCoreError) as exc:
+    except (ClientError, BotoCoreError, Boto3Error) as exc:
         raise _explain(exc, f"pushing {stored.tag}", loc) from None
     log(f"pushed {stored.tag} ({len(files)} files) to {loc.uri()}")
     return loc.uri()
+
+
+def _verify_here(stored, signer: Signer | None) -> None:
+    """The stored model verifies on this machine: signed by the key it is about to be signed with
+    again, or by a key this machine trusts (KLARNA_PD_VERIFY_KEY, else its development key). The
+    signing key counts the same whether given as --signing-key or KLARNA_PD_SIGNING_KEY."""
+    from .local import load_stored
+    from .signing import Trust
+
+    if signer is not None:
+        try:
+            load_stored(stored, trust=Trust(signer.key.public_key(), signer.source))
+            return
+        except ModelError:
+            pass  # signed by another key, such as the development key: checked below
+    load_stored(stored, trust=Trust.from_env(signing_key=False))
+
+
+def _published_manifest(s3, loc: S3Location, what: str) -> bytes | None:
+    """The manifest already at ``loc``, or None."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        return s3.get_object(Bucket=loc.bucket, Key=loc.key(MANIFEST))["Body"].read(MAX_MANIFEST_BYTES + 1)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+            return None
+        raise _explain(exc, what, loc) from None
+    except BotoCoreError as exc:
+        raise _explain(exc, what, loc) from None
 
 
 def _parse_manifest(raw: bytes, uri: str) -> tuple[str, dict[str, dict[str, Any]]]:
@@ -213,21 +261,34 @@ def _download(uri: str, into: Path) -> str:
     Returns:
         The model's tag, as the manifest and the model's own ``model.yaml`` both say.
     """
+    from boto3.exceptions import Boto3Error
     from botocore.exceptions import BotoCoreError, ClientError
 
     loc = S3Location.parse(uri)
     s3 = _client()
     try:
-        raw = s3.get_object(Bucket=loc.bucket, Key=loc.key(MANIFEST))["Body"].read()
+        raw = s3.get_object(Bucket=loc.bucket, Key=loc.key(MANIFEST))["Body"].read(MAX_MANIFEST_BYTES + 1)
     except (ClientError, BotoCoreError) as exc:
         raise _explain(exc, f"pulling {uri}", S3Location(loc.bucket, loc.key(MANIFEST))) from None
+    if len(raw) > MAX_MANIFEST_BYTES:
+        raise RemoteError(f"pulling {uri}: {MANIFEST} is over {MAX_MANIFEST_BYTES:,} bytes; a manifest lists "
+                          "a handful of files: refusing the model")
     tag, files = _parse_manifest(raw, uri)
     for name, expected in files.items():
         target = into / name  # a plain file name (checked): never outside ``into``
+        where = S3Location(loc.bucket, loc.key(name))
         try:
+            # The size first: a replaced object is refused before its bytes fill the disk.
+            size = s3.head_object(Bucket=loc.bucket, Key=loc.key(name))["ContentLength"]
+            if size != expected["bytes"]:
+                raise RemoteError(f"pulling {uri}: {name} is {size:,} bytes, the manifest says "
+                                  f"{expected['bytes']:,}: refusing the model")
             s3.download_file(loc.bucket, loc.key(name), str(target))
-        except (ClientError, BotoCoreError) as exc:
-            raise _explain(exc, f"pulling {uri}: file {name!r}", S3Location(loc.bucket, loc.key(name))) from None
+        except (ClientError, BotoCoreError, Boto3Error) as exc:
+            raise _explain(exc, f"pulling {uri}: file {name!r}", where) from None
+        except OSError as exc:  # the disk full, say
+            why = exc.strerror or exc
+            raise RemoteError(f"pulling {uri}: cannot write {name} into {into.parent}: {why}") from None
         size, digest = target.stat().st_size, sha256_file(target)
         if size != expected["bytes"] or digest != expected["sha256"]:
             raise RemoteError(
@@ -260,9 +321,8 @@ def pull(uri: str, *, dest: str | Path | None = None, log: Callable[[str], None]
         RemoteError: S3 unreachable, bucket or objects missing, a malformed manifest, or a model
             that does not verify (altered, unsigned, or signed by another key than the trusted one).
     """
-    if dest is not None and Path(dest).exists() and not Path(dest).is_dir():
-        raise RemoteError(f"expected a directory for the model (a new one, or one pulled before), "
-                          f"got the file {dest}")
+    if dest is not None:
+        _check_dest(Path(dest))
     staging_parent = Path(dest).resolve().parent if dest is not None else Path(tempfile.gettempdir())
     try:  # before any download: a destination that cannot be written fails at once
         staging_parent.mkdir(parents=True, exist_ok=True)
@@ -284,6 +344,25 @@ def pull(uri: str, *, dest: str | Path | None = None, log: Callable[[str], None]
         return tag
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _check_dest(dest: Path) -> None:
+    """``dest`` is new, empty, or holds a model pulled before (only a model's files): it is replaced
+    whole, so anything else in it would be lost (``--dest .`` in a project emptied the project)."""
+    from ..model import MODEL_FILES
+
+    if dest.exists() and not dest.is_dir():
+        raise RemoteError("expected a directory for the model (a new one, or one pulled before), got the "
+                          f"file {dest}")
+    if not dest.is_dir():
+        return
+    model = {"model.yaml", SIGNATURE_FILE, *MODEL_FILES}
+    other = sorted(p.name + ("/" if p.is_dir() else "") for p in dest.iterdir()
+                   if p.name not in model or p.is_symlink() or not p.is_file())
+    if other:
+        shown = ", ".join(other[:5]) + (f" and {len(other) - 5} more" if len(other) > 5 else "")
+        raise RemoteError(f"--dest {dest} holds other things than a model's files ({shown}); it would be "
+                          "replaced whole: expected a new or empty directory, or a model pulled before")
 
 
 def _install_into_store(folder: Path, tag: str) -> None:
@@ -316,7 +395,7 @@ def _replace_dir(new: Path, dest: Path) -> None:
         os.replace(dest, old)
     try:
         os.replace(new, dest)
-    except OSError:
+    except BaseException:  # SIGTERM (SystemExit) between the two renames too: put the old model back
         if old is not None:
             os.replace(old, dest)
         raise

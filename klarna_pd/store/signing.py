@@ -197,14 +197,15 @@ class Trust:
     allow_unsigned: bool = False
 
     @classmethod
-    def from_env(cls) -> Trust:
-        """``KLARNA_PD_VERIFY_KEY``, else the public half of ``KLARNA_PD_SIGNING_KEY``, else the
-        development key of this machine (if one was made), with ``KLARNA_PD_ALLOW_UNSIGNED``."""
+    def from_env(cls, *, signing_key: bool = True) -> Trust:
+        """``KLARNA_PD_VERIFY_KEY``, else the public half of ``KLARNA_PD_SIGNING_KEY`` (unless
+        ``signing_key`` is False), else the development key of this machine (if one was made), with
+        ``KLARNA_PD_ALLOW_UNSIGNED``."""
         settings = read_settings()
         allow = settings.allow_unsigned
         if settings.verify_key is not None:
             return cls(load_public_key(settings.verify_key), f"KLARNA_PD_VERIFY_KEY={settings.verify_key}", allow)
-        if settings.signing_key is not None:
+        if signing_key and settings.signing_key is not None:
             key = load_private_key(settings.signing_key).public_key()
             return cls(key, f"the public half of KLARNA_PD_SIGNING_KEY={settings.signing_key}", allow)
         dev = dev_key_dir() / PUBLIC_KEY_FILE

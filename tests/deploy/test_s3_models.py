@@ -96,21 +96,22 @@ def repushed(s3_endpoint, small_trained):
 @pytest.mark.parametrize(
     "damage, needle",
     [
-        (("booster.txt", b"tree\n"), "booster.txt does not match the manifest"),
+        (("booster.txt", b"tree\n"), "booster.txt is 5 bytes, the manifest says"),  # refused before downloading
+        (("calibrator.json", None), "file 'calibrator.json': no object at"),
         (("booster.txt", None), "file 'booster.txt': no object at"),
         (("manifest.json", b"{not json"), "manifest.json is not a klarna-pd-model-manifest/1 manifest"),
         (("manifest.json", None), "no object at"),
     ],
 )
-def test_a_damaged_model_is_refused_and_the_destination_kept(repushed, tmp_path, damage, needle):
+def test_a_damaged_model_is_refused_and_the_destination_kept(pushed, repushed, tmp_path, damage, needle):
     dest = tmp_path / "model"
-    dest.mkdir()
-    (dest / "previous").write_text("the model served before")
+    pull(pushed, dest=dest, log=lambda *_: None)  # the model served before
+    before = {p.name: p.read_bytes() for p in dest.iterdir()}
     _tamper(repushed, *damage)
     with pytest.raises(RemoteError) as err:
         pull(repushed, dest=dest, log=lambda *_: None)
     assert needle in str(err.value)
-    assert (dest / "previous").read_text() == "the model served before"
+    assert {p.name: p.read_bytes() for p in dest.iterdir()} == before
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".pull-")]  # no staging left behind
 
 
@@ -177,7 +178,9 @@ def test_pull_into_the_local_store(pushed, small_trained, tmp_path, s3_endpoint)
 def test_a_damaged_model_leaves_the_local_store_untouched(repushed, tmp_path, s3_endpoint):
     home = tmp_path / "bentoml"
     env = {**os.environ, **s3_endpoint[1], "BENTOML_HOME": str(home)}
-    _tamper(repushed, "calibrator.json", b'{"method": "platt", "a": 1, "b": 0}')
+    bucket, _, prefix = repushed[len("s3://"):].partition("/")
+    original = boto3.client("s3").get_object(Bucket=bucket, Key=f"{prefix}/calibrator.json")["Body"].read()
+    _tamper(repushed, "calibrator.json", original[::-1])  # the size it should have, other bytes
     proc = subprocess.run([sys.executable, "-m", "klarna_pd.store", "pull", repushed], cwd=ROOT, env=env,
                           capture_output=True, text=True)
     assert proc.returncode == 1
@@ -349,3 +352,89 @@ def test_a_manifest_whose_tag_is_not_the_models_is_refused(repushed, small_train
                           capture_output=True, text=True)
     assert proc.returncode == 1 and "someotherversion" in proc.stderr and proc.stdout == ""
     assert not (home / "models").exists() or not any((home / "models").rglob("model.yaml"))
+
+
+# -- a hostile or unlucky bucket and destination --------------------------------------------------
+
+
+def test_pull_never_empties_a_directory_that_holds_other_things(pushed, tmp_path):
+    """`--dest .` in a project replaced the project by the model (exit 0)."""
+    project = tmp_path / "project"
+    (project / "src").mkdir(parents=True)
+    (project / "src" / "app.py").write_text("print('mine')\n")
+    (project / "settings.toml").write_text("a = 1\n")
+    with pytest.raises(RemoteError, match=r"holds other things than a model's files \(settings.toml, src/\)"):
+        pull(pushed, dest=project, log=lambda *_: None)
+    assert (project / "src" / "app.py").read_text() == "print('mine')\n" and (project / "settings.toml").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".pull-")]
+    proc = subprocess.run([sys.executable, "-m", "klarna_pd.store", "pull", pushed, "--dest", "."], cwd=project,
+                          capture_output=True, text=True)
+    assert proc.returncode == 1 and "holds other things" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert (project / "src" / "app.py").exists()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    pull(pushed, dest=empty, log=lambda *_: None)  # an empty directory, then the model pulled before
+    pull(pushed, dest=empty, log=lambda *_: None)
+    assert (empty / "model.yaml").is_file()
+
+
+def test_a_pushed_version_is_never_replaced_and_a_retry_of_the_same_push_succeeds(s3_endpoint, small_trained,
+                                                                                  release_keys, tmp_path):
+    """Pushed again with another key, a version silently changed its signature under the pods that
+    trust the first (and a failed re-push broke it for every key)."""
+    private, _ = release_keys
+    uri = f"s3://{BUCKET}/immutable-{time.monotonic_ns()}"
+    first = push(small_trained.model_tag, uri, log=lambda *_: None)
+    bucket, _, prefix = first[len("s3://"):].partition("/")
+    manifest = boto3.client("s3").get_object(Bucket=bucket, Key=f"{prefix}/manifest.json")["Body"].read()
+    assert push(small_trained.model_tag, uri, log=lambda *_: None) == first  # the same push, retried
+    with pytest.raises(RemoteError, match="already holds this version with other files or another signature"):
+        push(small_trained.model_tag, uri, signing_key=private, log=lambda *_: None)
+    assert boto3.client("s3").get_object(Bucket=bucket, Key=f"{prefix}/manifest.json")["Body"].read() == manifest
+    assert pull(first, dest=tmp_path / "m", log=lambda *_: None) == small_trained.model_tag
+
+
+def test_the_signing_key_works_alike_as_flag_and_variable(s3_endpoint, small_trained, release_keys, bentoml_home,
+                                                          monkeypatch):
+    """KLARNA_PD_SIGNING_KEY made push check the development-signed model against the release key
+    (refused) where --signing-key did not; and a model trained with the release key (README's
+    release steps) is pushed with it either way."""
+    from klarna_pd.store.signing import Signer, load_private_key
+
+    private, _ = release_keys
+    monkeypatch.setenv("KLARNA_PD_SIGNING_KEY", str(private))
+    assert push(small_trained.model_tag, f"s3://{BUCKET}/by-variable", log=lambda *_: None)
+    monkeypatch.delenv("KLARNA_PD_SIGNING_KEY")
+    tag, _ = signed_copy(small_trained.model_tag, bentoml_home, "klarna-pd-release-signed",
+                         signer=Signer(load_private_key(private), "release"))
+    assert push(tag, f"s3://{BUCKET}/release-trained", signing_key=private, log=lambda *_: None)
+
+
+def test_an_object_larger_than_its_manifest_says_is_refused_before_it_is_downloaded(repushed, tmp_path):
+    _tamper(repushed, "booster.txt", b"x" * 5_000_000)
+    with pytest.raises(RemoteError, match=r"booster.txt is 5,000,000 bytes, the manifest says [0-9,]+: refusing"):
+        pull(repushed, dest=tmp_path / "m", log=lambda *_: None)
+    _tamper(repushed, "manifest.json", b" " * (2 << 20))
+    with pytest.raises(RemoteError, match="manifest.json is over 1,048,576 bytes"):
+        pull(repushed, dest=tmp_path / "m", log=lambda *_: None)
+    assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize(
+    "uri, needle",
+    [
+        ("s3://Models/x", "expected an S3 bucket name (3-63 lowercase letters, digits, '.' and '-'), got 'Models'"),
+        ("s3://my_bucket/x", "got 'my_bucket'"),
+        ("s3://ab/x", "got 'ab'"),
+        ("s3://models:443/x", "got 'models:443'"),
+        ("s3://models-test/a//b", "expected a prefix of names between single slashes, got 'a//b'"),
+        ("s3://models-test/../up", "got '../up'"),
+    ],
+)
+def test_uris_that_s3_would_read_otherwise_are_refused(uri, needle, small_trained, tmp_path):
+    with pytest.raises(RemoteError) as err:
+        pull(uri, dest=tmp_path / "m", log=lambda *_: None)
+    assert needle in str(err.value)
+    with pytest.raises(RemoteError) as err:
+        push(small_trained.model_tag, uri, log=lambda *_: None)
+    assert needle in str(err.value)
