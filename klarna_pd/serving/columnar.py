@@ -24,7 +24,6 @@ def predict_arrow(body: bytes, scorer: Scorer, *, max_rows: int, arrow_out: bool
     """PDs of the rows of an Arrow IPC stream body, as an Arrow stream or JSON bytes."""
     import pyarrow as pa
     import pyarrow.ipc
-
     import pydantic_core
 
     spec = scorer.model.spec

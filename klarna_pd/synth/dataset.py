@@ -18,8 +18,8 @@ import pyarrow.parquet as pq
 from ..data.files import is_parquet
 from ..files import atomic_path, sha256_file
 from .facts import load_facts
-from .provenance import SynthRecord, write_record
 from .generator import generate_features
+from .provenance import SynthRecord, write_record
 from .truth import true_pd
 
 #: Rows per generated chunk. Part of the recipe: the same seed gives the same file only with it.

@@ -122,8 +122,8 @@ def test_an_unknown_merchant_category_scores_as_other(small_model, sample_record
 
 
 def test_same_data_and_seed_give_byte_identical_predictions(tmp_path, bentoml_home):
-    from klarna_pd.synth import write_synthetic
     from klarna_pd.spec import klarna_spec
+    from klarna_pd.synth import write_synthetic
 
     data = tmp_path / "d.csv"
     write_synthetic(data, rows=20_000, seed=3)
