@@ -78,11 +78,24 @@ class S3Location:
         return f"s3://{self.bucket}/{self.key(*parts)}"
 
 
+#: Seconds without a byte from S3 before a read is given up (then retried): a pod's init container
+#: waited 4 minutes for a stalled S3 with 60 s, over 9 when a download stalled mid-file.
+READ_TIMEOUT = 15
+
+
 def _client():
     import boto3
     from botocore.config import Config
 
-    return boto3.client("s3", config=Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=60))
+    return boto3.client("s3", config=Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5,
+                                            read_timeout=READ_TIMEOUT))
+
+
+def _transfer():
+    """s3transfer retries a stalled download itself (5 attempts by default) on top of botocore's."""
+    from boto3.s3.transfer import TransferConfig
+
+    return TransferConfig(num_download_attempts=2)
 
 
 def _explain(exc: Exception, what: str, loc: S3Location) -> RemoteError:
@@ -283,7 +296,7 @@ def _download(uri: str, into: Path) -> str:
             if size != expected["bytes"]:
                 raise RemoteError(f"pulling {uri}: {name} is {size:,} bytes, the manifest says "
                                   f"{expected['bytes']:,}: refusing the model")
-            s3.download_file(loc.bucket, loc.key(name), str(target))
+            s3.download_file(loc.bucket, loc.key(name), str(target), Config=_transfer())
         except (ClientError, BotoCoreError, Boto3Error) as exc:
             raise _explain(exc, f"pulling {uri}: file {name!r}", where) from None
         except OSError as exc:  # the disk full, say

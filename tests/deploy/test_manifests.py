@@ -105,3 +105,20 @@ def test_terraform_has_what_the_readme_uses():
     for must in ('status = "Enabled"', "block_public_acls       = true", 'sse_algorithm     = "aws:kms"',
                  '"s3:GetObject"', 'image_tag_mutability = "IMMUTABLE"', "eks_managed_node_groups"):
         assert must in text, must
+
+
+def test_kustomize_pods_run_with_the_chart_default_settings(eks_manifests, monkeypatch):
+    """The base is "the chart's defaults" (README): its server must build the same Settings (the
+    base left the compiled trees off, the chart's default on, and reported usage to BentoML)."""
+    from .test_chart import render
+    from .test_chart_env import SET_ELSEWHERE, _settings_from
+
+    def env_of(deployment):
+        (server,) = [c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == "klarna-pd"]
+        return {e["name"]: e["value"] for e in server["env"] if "value" in e}
+
+    chart_env = env_of(render(None)["Deployment"][0])
+    kz_env = env_of({o["kind"]: o for o in documents(eks_manifests)}["Deployment"])
+    chart, kz = (_settings_from(env, monkeypatch).model_dump(exclude=set(SET_ELSEWHERE)) for env in (chart_env, kz_env))
+    assert kz == chart, {k: (kz[k], chart[k]) for k in chart if kz[k] != chart[k]}
+    assert kz_env.get("BENTOML_DO_NOT_TRACK") == chart_env.get("BENTOML_DO_NOT_TRACK") == "true"
