@@ -207,15 +207,13 @@ def _verify_here(stored, signer: Signer | None) -> None:
     again, or by a key this machine trusts (KLARNA_PD_VERIFY_KEY, else its development key). The
     signing key counts the same whether given as --signing-key or KLARNA_PD_SIGNING_KEY."""
     from .local import load_stored
-    from .signing import Trust
+    from .signing import Trust, signer_of
 
-    if signer is not None:
-        try:
-            load_stored(stored, trust=Trust(signer.key.public_key(), signer.source))
-            return
-        except ModelError:
-            pass  # signed by another key, such as the development key: checked below
-    load_stored(stored, trust=Trust.from_env(signing_key=False))
+    if signer is not None and signer_of(stored.path) == signer.key_id:
+        # Signed by that key already: any refusal (an altered file) is the model's, reported as such.
+        load_stored(stored, trust=Trust(signer.key.public_key(), signer.source))
+    else:
+        load_stored(stored, trust=Trust.from_env(signing_key=False))
 
 
 def _published_manifest(s3, loc: S3Location, what: str) -> bytes | None:
@@ -402,14 +400,13 @@ def _digests(folder: Path) -> dict[str, str]:
 def _replace_dir(new: Path, dest: Path) -> None:
     """Put ``new`` at ``dest``; an existing ``dest`` is swapped out only after the rename."""
     dest = dest.resolve()
-    old = None
-    if dest.exists():
-        old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
-        os.replace(dest, old)
+    old = dest.with_name(f".{dest.name}.old-{os.getpid()}") if dest.exists() else None
     try:
+        if old is not None:
+            os.replace(dest, old)
         os.replace(new, dest)
     except BaseException:  # SIGTERM (SystemExit) between the two renames too: put the old model back
-        if old is not None:
+        if old is not None and old.exists() and not dest.exists():
             os.replace(old, dest)
         raise
     if old is not None:

@@ -77,7 +77,7 @@ def calibration_table(y: np.ndarray, p: np.ndarray, bins: int = 10, *, by: np.nd
     PD, observed default rate. ``by``: the PDs that set the bins, when they are not ``p`` (the
     table of uncalibrated PDs over the calibrated PDs' bins: the same rows in each)."""
     y, p = _check(y, p)
-    idx = _quantile_bins(p if by is None else np.asarray(by, dtype=float), bins)
+    idx = _quantile_bins(p if by is None else _check(y, by)[1], bins)
     table = []
     for b in range(bins):
         m = idx == b

@@ -438,3 +438,18 @@ def test_uris_that_s3_would_read_otherwise_are_refused(uri, needle, small_traine
     with pytest.raises(RemoteError) as err:
         push(small_trained.model_tag, uri, log=lambda *_: None)
     assert needle in str(err.value)
+
+
+def test_an_altered_model_signed_by_the_release_key_is_refused_for_what_it_is(s3_endpoint, small_trained, release_keys,
+                                                                             bentoml_home):
+    """The check before a push named the wrong cause ("not by the trusted key") when the model was
+    signed with the key it was being pushed with and one of its files was altered."""
+    from klarna_pd.store.signing import Signer, load_private_key
+
+    private, _ = release_keys
+    tag, path = signed_copy(small_trained.model_tag, bentoml_home, "klarna-pd-release-altered",
+                            signer=Signer(load_private_key(private), "release"))
+    (path / "calibrator.json").write_text((path / "calibrator.json").read_text()[::-1])
+    with pytest.raises(ModelError) as err:
+        push(tag, f"s3://{BUCKET}/altered", signing_key=private, log=lambda *_: None)
+    assert "calibrator.json" in str(err.value) and "trusted key" not in str(err.value), str(err.value)

@@ -48,13 +48,18 @@ def _appendix_calibration(r: ReportData) -> list[str]:
         [b["bin"] + 1, f"{b['rows']:,}", pct(a["mean_pd"], 3), pct(b["mean_pd"], 3), pct(b["default_rate"], 3)]
         for a, b in zip(cal["table_before"], cal["table_after"])
     ]
+    if hl["p_value"] is None:
+        test = f"Hosmer-Lemeshow: not run, the PDs fill {hl['groups']} groups (it needs 3)."
+    else:
+        test = (f"Hosmer-Lemeshow on these deciles: statistic {hl['statistic']:.2f}, {hl['df']} degrees of "
+                f"freedom (groups - 2: the calibrator's two parameters were fitted on these rows), p = "
+                f"{pval(hl['p_value'])}. On tens of thousands of rows it detects very small gaps; read it with "
+                "the table.")
     return [
         "### Calibration by decile of PD (out-of-fold)",
         *table(["decile", "rows", "mean PD before", "mean PD after", "observed"], "rrrrr", rows),
         "",
-        f"Hosmer-Lemeshow on these deciles: statistic {hl['statistic']:.2f}, {hl['df']} degrees of freedom "
-        f"(groups - 2: the calibrator's two parameters were fitted on these rows), p = {pval(hl['p_value'])}. "
-        "On tens of thousands of rows it detects very small gaps; read it with the table.",
+        test,
         "",
     ]
 
