@@ -49,12 +49,12 @@ def _appendix_calibration(r: ReportData) -> list[str]:
         for a, b in zip(cal["table_before"], cal["table_after"])
     ]
     if hl["p_value"] is None:
-        test = f"Hosmer-Lemeshow: not run, the PDs fill {hl['groups']} groups (it needs 3)."
+        test = "Hosmer-Lemeshow: not run, the PDs fall into fewer than 3 groups (equal PDs share one)."
     else:
         test = (f"Hosmer-Lemeshow on these deciles: statistic {hl['statistic']:.2f}, {hl['df']} degrees of "
                 f"freedom (groups - 2: the calibrator's two parameters were fitted on these rows), p = "
-                f"{pval(hl['p_value'])}. On tens of thousands of rows it detects very small gaps; read it with "
-                "the table.")
+                f"{pval(hl['p_value'])}. On tens of thousands of rows it detects very small gaps; read it "
+                "with the table.")
     return [
         "### Calibration by decile of PD (out-of-fold)",
         *table(["decile", "rows", "mean PD before", "mean PD after", "observed"], "rrrrr", rows),

@@ -135,9 +135,9 @@ def _results(r: ReportData) -> list[str]:
         ["Brier", f"{cal['before']['brier']:.5f} → {m['brier']:.5f}", "before → after calibration"],
         ["Log loss", f"{cal['before']['log_loss']:.5f} → {m['log_loss']:.5f}", "before → after calibration"],
         ["ECE (10 bins)", f"{cal['before']['ece']:.5f} → {m['ece']:.5f}", "before → after calibration"],
-        ["Hosmer-Lemeshow",
-         "n/a" if hl["p_value"] is None else f"χ² {hl['statistic']:.1f}, {hl['df']} df, p {pval(hl['p_value'])}",
-         "deciles of OOF PD" if hl["p_value"] is not None else f"{hl['groups']} groups of equal PDs: no test"],
+        ["Hosmer-Lemeshow", *(
+            [f"χ² {hl['statistic']:.1f}, {hl['df']} df, p {pval(hl['p_value'])}", "deciles of OOF PD"]
+            if hl["p_value"] is not None else ["n/a", "PDs in fewer than 3 groups: no test"])],
         ["PSI labelled vs scored rows", "n/a" if psi is None else f"{psi:.4f}", _psi_note(psi)],
     ]
     truth = m.get("true_pd")
