@@ -26,7 +26,7 @@ import json
 import math
 import weakref
 from collections.abc import Callable, Hashable
-from functools import cached_property, lru_cache
+from functools import cached_property, lru_cache, partial
 from importlib import resources
 from pathlib import Path
 from typing import Literal, TypeVar
@@ -145,7 +145,7 @@ class DatasetSpec(BaseModel):
         model's ``__dict__``."""
         entry = _DERIVED.get(id(self))
         if entry is None or entry[0]() is not self:
-            entry = _DERIVED[id(self)] = (weakref.ref(self, _forget), {})
+            entry = _DERIVED[id(self)] = (weakref.ref(self, partial(_forget, id(self))), {})
         cache = entry[1]
         if key not in cache:
             cache[key] = make()
@@ -177,10 +177,10 @@ _CACHED = ("feature_names", "columns", "number_names", "text_names")
 _DERIVED: dict[int, tuple[weakref.ref, dict]] = {}
 
 
-def _forget(ref: weakref.ref) -> None:
-    for key, entry in list(_DERIVED.items()):
-        if entry[0] is ref:
-            del _DERIVED[key]
+def _forget(key: int, ref: weakref.ref) -> None:
+    # Only this spec's entry: its id may since name a newer spec's.
+    if _DERIVED.get(key, (None,))[0] is ref:
+        del _DERIVED[key]
 
 
 def _validate(raw: object, source: str) -> DatasetSpec:

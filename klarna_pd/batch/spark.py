@@ -192,7 +192,7 @@ def score_dataframe(
                     )
                 )
             yield pd.concat(out, ignore_index=True)
-        if tally is not None and tally.rows:
+        if tally is not None and tally.counts:
             levels.add(tally.state())
 
     cols = [c for c in df.columns if c in features or c in (spec.id, spec.target, CORRUPT)]

@@ -25,6 +25,26 @@ MAX_NAMED = 1_000
 SHOWN = 3
 
 
+RESPELLED, UNKNOWN = "respelled", "unknown"
+
+
+def _rank(item: tuple[str, int]) -> tuple[int, str]:
+    # Most rows first, ties by name: the same lines whatever order the chunks came in.
+    return -item[1], item[0]
+
+
+def _ranked(levels: Mapping[str, int]) -> list[tuple[str, int]]:
+    return sorted(levels.items(), key=_rank)
+
+
+def _rows(n: int) -> str:
+    return f"{n:,} row" if n == 1 else f"{n:,} rows"
+
+
+def _quoted(pairs: Iterable[tuple[str, int]], sep: str = ", ") -> str:
+    return sep.join(f"{level!r} ({n:,})" for level, n in pairs)
+
+
 def spelling(level: str) -> str:
     """What two spellings of one level share: case and surrounding white space dropped."""
     return level.strip().casefold()
@@ -33,10 +53,10 @@ def spelling(level: str) -> str:
 def spelled_apart(counts: Mapping[str, int]) -> list[list[tuple[str, int]]]:
     """Groups of levels (with their counts, most frequent first) that differ only in case or
     surrounding white space: one category the data spells several ways."""
-    groups: dict[str, list[tuple[str, int]]] = {}
+    groups: dict[str, dict[str, int]] = {}
     for level, n in counts.items():
-        groups.setdefault(spelling(level), []).append((level, n))
-    return [sorted(g, key=lambda kv: (-kv[1], kv[0])) for g in groups.values() if len(g) > 1]
+        groups.setdefault(spelling(level), {})[level] = n
+    return [_ranked(g) for g in groups.values() if len(g) > 1]
 
 
 def spelled_apart_in(batch: Batch) -> list[str]:
@@ -47,27 +67,11 @@ def spelled_apart_in(batch: Batch) -> list[str]:
         counts = Counter(v for v in batch.texts[name] if v is not None)
         groups = spelled_apart(counts)
         if groups:
-            shown = "; ".join(" / ".join(f"{level!r} ({n:,})" for level, n in g) for g in groups[:SHOWN])
+            shown = "; ".join(_quoted(g, " / ") for g in groups[:SHOWN])
             more = f"; and {len(groups) - SHOWN:,} more" if len(groups) > SHOWN else ""
             lines.append(f"{name}: levels that differ only in case or surrounding spaces are learned as "
                          f"different levels: {shown}{more}")
     return lines
-
-
-def _rows(n: int) -> str:
-    return f"{n:,} row" if n == 1 else f"{n:,} rows"
-
-
-def _quoted(pairs: Iterable[tuple[str, int]]) -> str:
-    return ", ".join(f"{level!r} ({n:,})" for level, n in pairs)
-
-
-RESPELLED, UNKNOWN = "respelled", "unknown"
-
-
-def _rank(item: tuple[str, int]) -> tuple[int, str]:
-    # Most rows first, ties by name: the same lines whatever order the chunks came in.
-    return -item[1], item[0]
 
 
 def _add(state: dict, name: str, kind: str, rows: int, levels: Mapping[str, int],
@@ -80,7 +84,7 @@ def _add(state: dict, name: str, kind: str, rows: int, levels: Mapping[str, int]
     for level, n in levels.items():
         named[level] = named.get(level, 0) + n
     if len(named) > MAX_NAMED:
-        per["levels"] = dict(sorted(named.items(), key=_rank)[:MAX_NAMED])
+        per["levels"] = dict(_ranked(named)[:MAX_NAMED])
         trimmed = True
     per["trimmed"] = per["trimmed"] or trimmed
 
@@ -140,7 +144,7 @@ class UncodedLevels:
         per = self.counts.get(name, {}).get(kind)
         if per is None:
             return 0, [], False
-        return per["rows"], sorted(per["levels"].items(), key=_rank), per["trimmed"]
+        return per["rows"], _ranked(per["levels"]), per["trimmed"]
 
     @staticmethod
     def _more(named: list, trimmed: bool) -> str:
@@ -178,8 +182,6 @@ class UncodedLevels:
     def to_dict(self) -> dict[str, dict]:
         """Per feature and kind (respelled, unknown): rows coded "other", and the ten most frequent
         levels by name (for metrics.json)."""
-        def top(per: dict) -> dict[str, int]:
-            return dict(sorted(per["levels"].items(), key=_rank)[:10])
-
-        return {name: {kind: {"rows": per["rows"], "levels": top(per)} for kind, per in sorted(kinds.items())}
+        return {name: {kind: {"rows": per["rows"], "levels": dict(_ranked(per["levels"])[:10])}
+                       for kind, per in sorted(kinds.items())}
                 for name, kinds in sorted(self.counts.items())}

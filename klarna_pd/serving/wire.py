@@ -32,8 +32,9 @@ def check_content_type(headers: Iterable[tuple[bytes, bytes]], *, accept: tuple[
             raw = value.decode("latin-1")
             media, *params = (part.strip() for part in raw.split(";"))
             media = media.lower()
-            if media in accept or (media.endswith("+json") and "application/json" in accept):
-                if media == "application/json" or media.endswith("+json"):
+            json_media = media == "application/json" or media.endswith("+json")
+            if media in accept or (json_media and "application/json" in accept):
+                if json_media:
                     _check_charset(params, raw)
                 return media
             raise RequestError(415, f"expected Content-Type {' or '.join(accept)}, got {raw!r}")
