@@ -15,6 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from klarna_pd.cli import Parser
 from klarna_pd.errors import DataError, ModelError, SpecError
 
 
@@ -55,7 +56,7 @@ def _constraint_set(text: str) -> tuple[str, dict[str, int | None]]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python train.py", description=__doc__.splitlines()[0])
+    parser = Parser(prog="python train.py", description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=None,
                         help="CSV (.gz too) or Parquet file (default: data/dataset.csv, else the synthetic stand-in)")
     parser.add_argument("--spec", type=Path, default=None, help="dataset spec YAML (default: the built-in Klarna spec)")

@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..cli import run
+from ..cli import Parser, run
 from ..errors import DataError, ModelError, RemoteError
 from ..gbm import import_for_scoring
 
@@ -39,7 +39,7 @@ def _chunk_mb(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="python -m klarna_pd.batch",
         description="Score every row of a CSV (.gz) or Parquet file with a stored klarna-pd model.",
     )

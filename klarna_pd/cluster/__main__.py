@@ -13,7 +13,7 @@ import argparse
 import os
 import sys
 
-from ..cli import run
+from ..cli import Parser, run
 from .checks import ClusterError, check_release, wait_for_rollout
 
 
@@ -28,7 +28,7 @@ def _positive(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m klarna_pd.cluster", description=__doc__.splitlines()[0])
+    parser = Parser(prog="python -m klarna_pd.cluster", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     for name, text in (("check", "rollout, autoscaler, disruption budget, ingress and one live request"),
                        ("wait", "block until the rollout completes")):

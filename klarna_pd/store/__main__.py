@@ -15,13 +15,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..cli import run
+from ..cli import Parser, run
 from ..errors import ModelError, RemoteError
 from ..gbm import import_for_scoring
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m klarna_pd.store", description="Move, sign and check stored klarna-pd models.")
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="python -m klarna_pd.store", description="Move, sign and check stored klarna-pd models.")
     sub = parser.add_subparsers(dest="command", required=True)
     p_keygen = sub.add_parser("keygen", help="make an Ed25519 key pair for signing models")
     p_keygen.add_argument("--out", type=Path, required=True,
@@ -64,7 +64,7 @@ def _verify(ref: str, key: Path | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     if args.command != "keygen":  # the others load models: LightGBM first (klarna_pd/gbm.py)
         import_for_scoring()
     log = lambda m: print(m, file=sys.stderr)  # noqa: E731

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..cli import run
+from ..cli import Parser, run
 from ..errors import DataError
 from ..files import check_outputs
 from ..progress import Progress
@@ -53,7 +53,7 @@ def _out(text: str) -> Path:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="python -m klarna_pd.synth",
         description="Write a synthetic stand-in for the Klarna case-study dataset.csv, "
         "generated from the published column profile, with labels drawn from a known true PD.",
