@@ -9,8 +9,9 @@ A push publishes only a model that verifies here, from a flat directory of regul
 symlinks), signed: with ``--signing-key`` (or ``KLARNA_PD_SIGNING_KEY``) it signs the model as it
 uploads it, otherwise it carries the signature the model was saved with, and refuses an unsigned one.
 
-A pull reads the manifest (refusing a malformed one, or one whose tag is not the model's), downloads
-every file into a temporary directory, checks each size and sha256, the model's signature against
+A pull reads the manifest (refusing a malformed one, or one whose tag is not the model's or not the
+name and version the URI ends with), downloads every file into a temporary directory, checks each
+size and sha256, the model's signature against
 the trusted key (:mod:`.signing`) and that the model loads, and only then moves the model into
 place. A missing, partial, altered or wrongly signed object stops the pull with the reason, and
 whatever was there before (the local model store, or the destination directory) is left as it was.
@@ -285,6 +286,13 @@ def _download(uri: str, into: Path) -> str:
         raise RemoteError(f"pulling {uri}: {MANIFEST} is over {MAX_MANIFEST_BYTES:,} bytes; a manifest lists "
                           "a handful of files: refusing the model")
     tag, files = _parse_manifest(raw, uri)
+    named = loc.prefix.split("/")[-2:]
+    if named != tag.split(":"):
+        # A release pinned by its URI (the chart's model.uri) gets that version or nothing: objects
+        # copied under another version's key would be served, signed and verified, as the one asked for.
+        raise RemoteError(f"pulling {uri}: the manifest there is {tag}'s, which push puts under "
+                          f"<prefix>/{tag.replace(':', '/')}, not {'/'.join(named)}: refusing a model other than "
+                          "the one the URI names")
     for name, expected in files.items():
         target = into / name  # a plain file name (checked): never outside ``into``
         where = S3Location(loc.bucket, loc.key(name))

@@ -220,6 +220,16 @@ def _objects(pushed: str) -> tuple[str, str]:
     return bucket, prefix
 
 
+def _copied(pushed: str, version_key: str) -> str:
+    """Every object of a pushed model copied under ``<the push's prefix>/<version_key>``; its URI."""
+    bucket, prefix = _objects(pushed)
+    target = f"{prefix.rsplit('/', 2)[0]}/{version_key}"
+    s3 = boto3.client("s3")
+    for obj in s3.list_objects_v2(Bucket=bucket, Prefix=prefix + "/")["Contents"]:
+        s3.copy_object(Bucket=bucket, Key=target + obj["Key"][len(prefix):], CopySource={"Bucket": bucket, "Key": obj["Key"]})
+    return f"s3://{bucket}/{target}"
+
+
 def test_a_rewrite_with_every_digest_recomputed_is_refused_by_the_signature(repushed, tmp_path):
     """Booster, model.yaml's digests and the manifest altered together: only the signature is left."""
     import hashlib
@@ -338,17 +348,19 @@ def test_a_malformed_manifest_is_refused_naming_what_is_wrong(repushed, tmp_path
 
 
 def test_a_manifest_whose_tag_is_not_the_models_is_refused(repushed, small_trained, tmp_path, s3_endpoint):
-    """pull printed the manifest's tag but installed the model under the one in its model.yaml."""
-    bucket, prefix = _objects(repushed)
+    """pull printed the manifest's tag but installed the model under the one in its model.yaml (the
+    model's files under another version's key, with a manifest naming that version)."""
+    uri = _copied(repushed, "klarna-pd/someotherversion")
+    bucket, moved = _objects(uri)
     s3 = boto3.client("s3")
-    manifest = json.loads(s3.get_object(Bucket=bucket, Key=f"{prefix}/manifest.json")["Body"].read())
+    manifest = json.loads(s3.get_object(Bucket=bucket, Key=f"{moved}/manifest.json")["Body"].read())
     manifest["tag"] = "klarna-pd:someotherversion"
-    s3.put_object(Bucket=bucket, Key=f"{prefix}/manifest.json", Body=json.dumps(manifest).encode())
+    s3.put_object(Bucket=bucket, Key=f"{moved}/manifest.json", Body=json.dumps(manifest).encode())
     with pytest.raises(RemoteError, match=f"says klarna-pd:someotherversion but the model's model.yaml says {small_trained.model_tag}"):
-        pull(repushed, dest=tmp_path / "model", log=lambda *_: None)
+        pull(uri, dest=tmp_path / "model", log=lambda *_: None)
     home = tmp_path / "bentoml"
     env = {**os.environ, **s3_endpoint[1], "BENTOML_HOME": str(home)}
-    proc = subprocess.run([sys.executable, "-m", "klarna_pd.store", "pull", repushed], cwd=ROOT, env=env,
+    proc = subprocess.run([sys.executable, "-m", "klarna_pd.store", "pull", uri], cwd=ROOT, env=env,
                           capture_output=True, text=True)
     assert proc.returncode == 1 and "someotherversion" in proc.stderr and proc.stdout == ""
     assert not (home / "models").exists() or not any((home / "models").rglob("model.yaml"))
@@ -418,6 +430,21 @@ def test_an_object_larger_than_its_manifest_says_is_refused_before_it_is_downloa
     with pytest.raises(RemoteError, match="manifest.json is over 1,048,576 bytes"):
         pull(repushed, dest=tmp_path / "m", log=lambda *_: None)
     assert not (tmp_path / "m").exists()
+
+
+
+@pytest.mark.parametrize("moved_to", ["klarna-pd/v9", "other-pd/{version}"])
+def test_a_model_copied_under_another_version_is_not_served_as_that_version(repushed, moved_to, tmp_path):
+    """A pull installed whatever signed model it found: objects copied under .../klarna-pd/v9 were
+    pulled and served as the release the chart's model.uri pinned, saying only 'pulled <the old tag>'."""
+    name, version = _objects(repushed)[1].rsplit("/", 2)[1:]
+    uri = _copied(repushed, moved_to.format(version=version))
+    with pytest.raises(RemoteError) as err:
+        pull(uri, dest=tmp_path / "m", log=lambda *_: None)
+    assert (f"the manifest there is {name}:{version}'s, which push puts under <prefix>/{name}/{version}, "
+            f"not {moved_to.format(version=version)}: refusing") in str(err.value)
+    assert not (tmp_path / "m").exists()
+    assert pull(repushed, dest=tmp_path / "m", log=lambda *_: None) == f"{name}:{version}"
 
 
 @pytest.mark.parametrize(
