@@ -23,13 +23,16 @@ boto3 at another S3 API (the tests use moto's server on loopback).
 
 from __future__ import annotations
 
+import fcntl
+import glob
 import hashlib
 import json
 import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -342,13 +345,7 @@ def pull(uri: str, *, dest: str | Path | None = None, log: Callable[[str], None]
     """
     if dest is not None:
         _check_dest(Path(dest))
-    staging_parent = Path(dest).resolve().parent if dest is not None else Path(tempfile.gettempdir())
-    try:  # before any download: a destination that cannot be written fails at once
-        staging_parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".pull-", dir=staging_parent))
-    except OSError as exc:
-        raise RemoteError(f"cannot write into {staging_parent}: {exc.strerror or exc}") from None
-    try:
+    with _staging(None if dest is None else Path(dest), log) as staging:
         tag = _download(uri, staging)
         try:
             load_directory(staging)  # its signature, the model's own sha256 records, and that its files parse
@@ -361,8 +358,43 @@ def pull(uri: str, *, dest: str | Path | None = None, log: Callable[[str], None]
             _replace_dir(staging, Path(dest))
             log(f"pulled {tag} from {uri} into {dest}")
         return tag
+
+
+@contextmanager
+def _staging(dest: Path | None, log: Callable[[str], None]) -> Iterator[Path]:
+    """A new directory to download into: beside ``dest`` (one rename from it), else in the
+    temporary directory; removed afterwards.
+
+    Pulls beside one another take turns (a lock on the directory, which the kernel releases when a
+    process dies, even by SIGKILL), so the pull holding it may remove what a killed pull into the
+    same ``dest`` left: a pod's init container, restarted in the same emptyDir, left a copy of the
+    model per attempt."""
+    parent = dest.resolve().parent if dest is not None else Path(tempfile.gettempdir())
+    prefix = f".{dest.resolve().name}.pull-" if dest is not None else ".pull-"
+    try:  # before any download: a destination that cannot be written fails at once
+        parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(parent, os.O_RDONLY)
+    except OSError as exc:
+        raise RemoteError(f"cannot write into {parent}: {exc.strerror or exc}") from None
+    try:
+        if dest is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                log(f"waiting for another pull into {parent} to end")
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            for stale in parent.glob(glob.escape(prefix) + "*"):
+                shutil.rmtree(stale, ignore_errors=True)
+        try:
+            staging = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+        except OSError as exc:
+            raise RemoteError(f"cannot write into {parent}: {exc.strerror or exc}") from None
+        try:
+            yield staging
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        os.close(fd)  # and the lock with it
 
 
 def _check_dest(dest: Path) -> None:

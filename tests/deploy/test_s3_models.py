@@ -1,9 +1,11 @@
 """Models in S3, against a real S3 API: moto's server mode on loopback."""
 
+import fcntl
 import json
 import os
 import subprocess
 import sys
+import threading
 import time
 
 import boto3
@@ -112,7 +114,7 @@ def test_a_damaged_model_is_refused_and_the_destination_kept(pushed, repushed, t
         pull(repushed, dest=dest, log=lambda *_: None)
     assert needle in str(err.value)
     assert {p.name: p.read_bytes() for p in dest.iterdir()} == before
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".pull-")]  # no staging left behind
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging left behind
 
 
 def test_a_consistent_rewrite_is_still_caught_by_the_models_own_record(repushed, tmp_path):
@@ -378,7 +380,7 @@ def test_pull_never_empties_a_directory_that_holds_other_things(pushed, tmp_path
     with pytest.raises(RemoteError, match=r"holds other things than a model's files \(settings.toml, src/\)"):
         pull(pushed, dest=project, log=lambda *_: None)
     assert (project / "src" / "app.py").read_text() == "print('mine')\n" and (project / "settings.toml").exists()
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".pull-")]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
     proc = subprocess.run([sys.executable, "-m", "klarna_pd.store", "pull", pushed, "--dest", "."], cwd=project,
                           capture_output=True, text=True)
     assert proc.returncode == 1 and "holds other things" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
@@ -388,6 +390,24 @@ def test_pull_never_empties_a_directory_that_holds_other_things(pushed, tmp_path
     pull(pushed, dest=empty, log=lambda *_: None)  # an empty directory, then the model pulled before
     pull(pushed, dest=empty, log=lambda *_: None)
     assert (empty / "model.yaml").is_file()
+
+
+def test_pulls_into_one_place_take_turns_and_clear_what_a_killed_pull_left(pushed, tmp_path):
+    """A SIGKILLed pull (an init container killed and restarted in the same emptyDir) left its
+    staging copy of the model beside the destination, one more per attempt."""
+    left = tmp_path / ".model.pull-k1ll3d"
+    left.mkdir()
+    (left / "booster.txt").write_bytes(b"tree\n" * 1000)
+    others = tmp_path / ".other.pull-x1"  # another destination's: not this pull's to remove
+    others.mkdir()
+    running = os.open(tmp_path, os.O_RDONLY)  # a pull beside it, still running for a second
+    fcntl.flock(running, fcntl.LOCK_EX)
+    threading.Timer(1.0, os.close, [running]).start()
+    said = []
+    started = time.monotonic()
+    pull(pushed, dest=tmp_path / "model", log=said.append)
+    assert time.monotonic() - started >= 1.0 and said[0] == f"waiting for another pull into {tmp_path} to end"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.pull-x1", "model"]
 
 
 def test_a_pushed_version_is_never_replaced_and_a_retry_of_the_same_push_succeeds(s3_endpoint, small_trained,
