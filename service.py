@@ -38,7 +38,7 @@ from klarna_pd.serving.openapi import docs_provider
 from klarna_pd.serving.requests import predict_batch, predict_input_spec
 from klarna_pd.serving.schema import applicant_type, result_type
 from klarna_pd.serving.scorer import Scorer
-from klarna_pd.settings import Settings
+from klarna_pd.settings import REQUEST_TIMEOUT_SECONDS, Settings
 from klarna_pd.store.local import load_stored, record_of_stored
 from klarna_pd.store.records import ModelRecord, load_directory, record_of_directory
 from klarna_pd.versions import library_versions
@@ -90,7 +90,7 @@ def _drift_monitor(pd_model) -> DriftMonitor | None:
 @bentoml.service(
     name="klarna-pd",
     workers=settings.workers,
-    traffic={"timeout": 30},
+    traffic={"timeout": REQUEST_TIMEOUT_SECONDS},
     # The gateway logs refusals and counts requests by route template itself: BentoML's access
     # log and request metrics (labelled by raw path, buckets from 5 ms) cost CPU on every request.
     logging={"access": {"enabled": False}},

@@ -15,6 +15,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from .cpus import available_cpus
 
 MIB = 1024 * 1024
+#: Seconds from a request's headers to its answer before BentoML's worker answers 504 itself
+#: (``traffic.timeout`` in service.py): the body timeout and the batcher's budget end before it.
+REQUEST_TIMEOUT_SECONDS = 30
 
 
 class Settings(BaseSettings):
@@ -44,9 +47,9 @@ class Settings(BaseSettings):
     max_batch_size: int = Field(default=1024, ge=2)
     """Most applicants one merged model call takes (batching on)."""
 
-    max_latency_ms: int = Field(default=300, ge=1)
+    max_latency_ms: int = Field(default=300, ge=1, lt=REQUEST_TIMEOUT_SECONDS * 1000)
     """Latency budget of the batcher (batching on): a request it expects to wait and run longer is
-    refused with 503 "overloaded"."""
+    refused with 503 "overloaded". Below the request timeout, which would cut it with a 504."""
 
     max_applicants: int = Field(default=10_000, ge=1)
     """Most applicants one ``/predict`` request may carry (more: 422)."""
@@ -63,8 +66,9 @@ class Settings(BaseSettings):
     """Most reason codes an applicant may ask for: adverse-action practice gives at most four
     principal reasons."""
 
-    body_timeout_seconds: float = Field(default=10.0, gt=0)
-    """A request body that has not fully arrived this long after its headers gets 408."""
+    body_timeout_seconds: float = Field(default=10.0, gt=0, lt=REQUEST_TIMEOUT_SECONDS)
+    """A request body that has not fully arrived this long after its headers gets 408 (below the
+    request timeout: past it the client would get BentoML's 504 instead)."""
 
     header_timeout_seconds: float = Field(default=10.0, gt=0)
     """A connection whose request headers take longer is closed (slow-header clients)."""
@@ -78,9 +82,10 @@ class Settings(BaseSettings):
     drift_min_rows: int = Field(default=1_000, ge=1)
     """No PSI is published from fewer rows than this (too noisy)."""
 
-    drift_refresh_seconds: float = Field(default=15.0, gt=0)
+    drift_refresh_seconds: float = Field(default=15.0, gt=0, le=86_400)
     """Least time between two computations of the drift gauges (Prometheus reads them every
-    15-60 s; refreshed every second, they took 9.4 % of a loaded worker's samples)."""
+    15-60 s; refreshed every second, they took 9.4 % of a loaded worker's samples). At most a day:
+    a wait past the platform's time_t ended the refresher thread, and the gauges with it."""
 
     compiled_trees: bool = False
     """Score requests of several applicants with the trees compiled to machine code

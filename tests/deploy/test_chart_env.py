@@ -123,6 +123,9 @@ def test_the_init_container_and_the_server_do_not_report_usage():
         ({"settings": {"adaptiveBatching": "yes"}}, "adaptiveBatching"),
         ({"settings": {"driftWindow": -1}}, "driftWindow"),
         ({"settings": {"unknownSetting": 1}}, "unknownSetting"),
+        ({"settings": {"bodyTimeoutSeconds": 30.5}}, "/settings/bodyTimeoutSeconds': exclusiveMaximum"),
+        ({"settings": {"maxLatencyMs": 60000}}, "/settings/maxLatencyMs': exclusiveMaximum"),
+        ({"settings": {"driftRefreshSeconds": 1e10}}, "/settings/driftRefreshSeconds': maximum"),
     ],
 )
 def test_the_schema_refuses_wrong_types_by_name(values, needle):
@@ -138,6 +141,9 @@ def test_the_schema_refuses_wrong_types_by_name(values, needle):
         {"maxBatchSize": 63, "batchMaxApplicants": 64},
         {"maxInflightBytes": 16777216, "maxBodyBytes": 16777216},
         {"maxInflightBytes": 16777215, "maxBodyBytes": 16777216},
+        # Past the request timeout (30 s) BentoML's 504 came first; past a day the drift refresher died.
+        {"bodyTimeoutSeconds": 29.999}, {"bodyTimeoutSeconds": 30}, {"maxLatencyMs": 29999}, {"maxLatencyMs": 30000},
+        {"driftRefreshSeconds": 86400}, {"driftRefreshSeconds": 86400.5},
     ],
 )
 def test_the_chart_refuses_exactly_the_settings_the_server_refuses(settings, monkeypatch):

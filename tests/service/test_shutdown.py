@@ -32,7 +32,7 @@ def _in_progress(url: str) -> float:
 
 def test_sigterm_lets_in_flight_requests_finish(small_trained):
     # Large requests and a generous batcher budget, so that the queue is not shed with 503s.
-    env = {"KLARNA_PD_MODEL_TAG": small_trained.model_tag, "KLARNA_PD_MAX_LATENCY_MS": "60000",
+    env = {"KLARNA_PD_MODEL_TAG": small_trained.model_tag, "KLARNA_PD_MAX_LATENCY_MS": "29000",
            "KLARNA_PD_MAX_APPLICANTS": str(APPLICANTS), "KLARNA_PD_MAX_BATCH_SIZE": str(APPLICANTS)}
     proc, url = start_server("service:KlarnaPD", env=env)
     try:
