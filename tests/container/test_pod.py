@@ -137,7 +137,7 @@ def test_sigterm_drains_the_requests_in_flight(image, verify_key, pods):
     while pod.logs(SERVER).count("Service klarna-pd initialized") < workers:
         assert time.monotonic() < deadline, f"not every worker started:\n{pod.logs(SERVER)[-3000:]}"
         time.sleep(0.2)
-    # Large enough that most are still being scored when the signal comes (one CPU, two workers).
+    # Large enough that most are still being scored when the signal comes (two workers, one CPU each).
     in_flight, size = 8, 80_000
     client = f"{pod.container(SERVER)}-client"
     podman("run", "-d", "--pod", pod.id, "--name", client, image, "python", "-c", _CLIENT, str(in_flight), str(size))

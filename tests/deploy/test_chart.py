@@ -198,6 +198,27 @@ def test_values_schema_refuses_bad_values(values, needle):
                                                                  "may run (replicaCount 1)"),
         ({"podDisruptionBudget": {"minAvailable": "60%"}}, "(60%) keeps every pod"),  # rounded up: 2 of 2
         ({"autoscaling": {"minReplicas": 1}, "podDisruptionBudget": {"minAvailable": "50%"}}, "(50%) keeps every pod"),
+        # Found by rendering what a user would plausibly set: each rendered, then failed in the cluster.
+        ({"resources": {"requests": {"cpu": "2"}}}, "resources.requests.cpu (2) is more than resources.limits.cpu (1)"),
+        ({"resources": {"limits": {"memory": "512Mi"}}},
+         "resources.requests.memory (768Mi) is more than resources.limits.memory (512Mi)"),
+        ({"resources": {"requests": {"memory": "1.5GB"}}}, "expected a Kubernetes quantity such as 500m, 2, 768Mi or 1Gi, "
+                                                          'got "1.5GB"'),
+        ({"settings": {"workers": 4}}, "settings.workers (4) is more than resources.limits.cpu (1) can run"),
+        ({"resources": {"requests": {"cpu": "2"}, "limits": {"cpu": "2"}}},
+         "settings.workers (1) use about one CPU each, at most 50% of resources.requests.cpu (2): below "
+         "autoscaling.targetCPUUtilizationPercentage (60), the HPA would never add a pod"),
+        ({"monitoring": {"serviceMonitor": {"enabled": True, "interval": "5s"}}},
+         "scrapeTimeout (10s) is longer than its interval (5s): the Prometheus Operator skips"),
+        ({"monitoring": {"prometheusRule": {"enabled": True}}}, "prometheusRule needs monitoring.serviceMonitor.enabled"),
+        ({"monitoring": {"serviceMonitor": {"enabled": True}, "prometheusRule": {"enabled": True}},
+          "settings": {"driftWindow": 0}}, "settings.driftWindow is 0"),
+        ({"model": {"uri": "s3://models/klarna-pd//v1"}}, "model.uri: expected s3://bucket/<prefix>/<name>/<version>"),
+        ({"model": {"uri": "s3://models/a/../klarna-pd/v1"}}, 'got "s3://models/a/../klarna-pd/v1"'),
+        ({"model": {"uri": "s3://my..models/klarna-pd/v1"}}, "model.uri: expected"),
+        ({"model": {"uri": "s3://models/klarna-pd"}}, "model.uri: expected"),  # no version
+        ({"serviceAccount": {"create": False, "annotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/r"}}},
+         "serviceAccount.annotations are set but serviceAccount.create is false"),
     ],
 )
 def test_rules_between_values_fail_the_install_with_the_reason(values, needle):
@@ -218,6 +239,13 @@ def test_values_near_the_rules_still_render():
         assert _deployment({"autoscaling": {"minReplicas": 1}, "podDisruptionBudget": budget})
     assert _deployment({"autoscaling": {"minReplicas": 3}, "podDisruptionBudget": {"minAvailable": 2}})
     assert _deployment({"autoscaling": {"minReplicas": 3}, "podDisruptionBudget": {"minAvailable": "50%"}})  # 2 of 3
+    assert _deployment({"resources": {"requests": {"cpu": "1000m", "memory": "1536Mi"}, "limits": {"memory": "1.5Gi"}}})
+    assert _deployment({"resources": {"requests": {"cpu": "500m"}, "limits": {"cpu": 1.5}}})  # 1 worker: 200 % of 0.5
+    assert _deployment({"settings": {"workers": 2}, "resources": {"requests": {"cpu": "1500m"}, "limits": {"cpu": 2}}})
+    assert _deployment({"monitoring": {"serviceMonitor": {"enabled": True, "interval": "1m", "scrapeTimeout": "1m"},
+                                       "prometheusRule": {"enabled": True}}})
+    assert _deployment({"model": {"uri": "s3://models/klarna-pd/v1"}})  # a push to the bucket's root
+    assert _deployment({"serviceAccount": {"create": False, "name": "risk-models"}})
     recreate = _deployment({"strategy": {"type": "Recreate"}})["spec"]["strategy"]
     assert recreate == {"type": "Recreate"}  # values.yaml's rollingUpdate block is not carried along
 

@@ -4,6 +4,34 @@ file that breaks one fails `helm install` with the reason, instead of rendering 
 crash-loops or an object the API server refuses. The two settings rules are klarna_pd/settings.py's
 (Settings._check); tests/deploy/test_chart_env.py checks that both sides agree.
 */}}
+{{/*
+A Kubernetes quantity ("500m", "1", 1.5, "768Mi", "2G") as a plain number; fails on what the API
+server would refuse. values.schema.json checks each quantity's form.
+*/}}
+{{- define "klarna-pd.quantity" -}}
+{{- $q := toString .value | trim }}
+{{- $num := regexFind "^[0-9]*[.]?[0-9]+([eE][-+]?[0-9]+)?" $q }}
+{{- $units := dict "" 1.0 "m" 0.001 "k" 1e3 "M" 1e6 "G" 1e9 "T" 1e12 "P" 1e15 "E" 1e18 "Ki" 1024.0 "Mi" 1048576.0 "Gi" 1073741824.0 "Ti" 1099511627776.0 "Pi" 1125899906842624.0 "Ei" 1152921504606846976.0 }}
+{{- $unit := trimPrefix $num $q }}
+{{- if or (not $num) (not (hasKey $units $unit)) }}
+{{- fail (printf "%s: expected a Kubernetes quantity such as 500m, 2, 768Mi or 1Gi, got %q" .name $q) }}
+{{- end }}
+{{- mulf (float64 $num) (get $units $unit) }}
+{{- end }}
+
+{{/*
+A Prometheus duration ("30s", "1m30s", "500ms") in seconds.
+*/}}
+{{- define "klarna-pd.seconds" -}}
+{{- $units := dict "ms" 0.001 "s" 1.0 "m" 60.0 "h" 3600.0 "d" 86400.0 "w" 604800.0 "y" 31536000.0 }}
+{{- $total := 0.0 }}
+{{- range regexFindAll "[0-9]+(ms|s|m|h|d|w|y)" (toString .) -1 }}
+{{- $n := regexFind "^[0-9]+" . }}
+{{- $total = addf $total (mulf (float64 $n) (get $units (trimPrefix $n .))) }}
+{{- end }}
+{{- $total }}
+{{- end }}
+
 {{- define "klarna-pd.validate" -}}
 {{- $s := .Values.settings }}
 {{- if lt (float64 $s.maxBatchSize) (float64 $s.batchMaxApplicants) }}
@@ -39,6 +67,52 @@ crash-loops or an object the API server refuses. The two settings rules are klar
 {{- $r := .Values.monitoring.prometheusRule }}
 {{- if and $r.enabled (ge (float64 $r.psiWatch) (float64 $r.psiAct)) }}
 {{- fail (printf "monitoring.prometheusRule.psiWatch (%v) must be below psiAct (%v)" $r.psiWatch $r.psiAct) }}
+{{- end }}
+{{- $res := .Values.resources }}
+{{- $req := $res.requests | default dict }}
+{{- $lim := $res.limits | default dict }}
+{{- range $kind := list "cpu" "memory" }}
+{{- if and (hasKey $req $kind) (hasKey $lim $kind) }}
+{{- $r := include "klarna-pd.quantity" (dict "name" (printf "resources.requests.%s" $kind) "value" (get $req $kind)) | float64 }}
+{{- $l := include "klarna-pd.quantity" (dict "name" (printf "resources.limits.%s" $kind) "value" (get $lim $kind)) | float64 }}
+{{- if gt $r $l }}
+{{- fail (printf "resources.requests.%s (%v) is more than resources.limits.%s (%v): Kubernetes refuses a request above its limit; raise the limit with the request" $kind (get $req $kind) $kind (get $lim $kind)) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- $workers := float64 $s.workers }}
+{{- if hasKey $lim "cpu" }}
+{{- $cpus := include "klarna-pd.quantity" (dict "name" "resources.limits.cpu" "value" $lim.cpu) | float64 }}
+{{- if gt $workers (ceil $cpus) }}
+{{- fail (printf "settings.workers (%s) is more than resources.limits.cpu (%v) can run: each worker is a process that scores on a CPU of its own, and the extra ones would be throttled; one worker per CPU" (include "klarna-pd.envValue" $s.workers) $lim.cpu) }}
+{{- end }}
+{{- end }}
+{{- if and $a.enabled (hasKey $req "cpu") }}
+{{- $cpus := include "klarna-pd.quantity" (dict "name" "resources.requests.cpu" "value" $req.cpu) | float64 }}
+{{- if lt (mulf 100.0 (divf $workers $cpus)) (float64 $a.targetCPUUtilizationPercentage) }}
+{{- fail (printf "settings.workers (%s) use about one CPU each, at most %.0f%% of resources.requests.cpu (%v): below autoscaling.targetCPUUtilizationPercentage (%v), the HPA would never add a pod; one worker per requested CPU" (include "klarna-pd.envValue" $s.workers) (mulf 100.0 (divf $workers $cpus)) $req.cpu $a.targetCPUUtilizationPercentage) }}
+{{- end }}
+{{- end }}
+{{- $sm := .Values.monitoring.serviceMonitor }}
+{{- if and $sm.enabled (gt (include "klarna-pd.seconds" $sm.scrapeTimeout | float64) (include "klarna-pd.seconds" $sm.interval | float64)) }}
+{{- fail (printf "monitoring.serviceMonitor.scrapeTimeout (%s) is longer than its interval (%s): the Prometheus Operator skips such a ServiceMonitor and nothing is scraped" $sm.scrapeTimeout $sm.interval) }}
+{{- end }}
+{{- if $r.enabled }}
+{{- if not $sm.enabled }}
+{{- fail "monitoring.prometheusRule needs monitoring.serviceMonitor.enabled: its alerts select the series by the service label the ServiceMonitor's scrape sets, and would never fire" }}
+{{- end }}
+{{- if eq (float64 $s.driftWindow) 0.0 }}
+{{- fail "monitoring.prometheusRule: settings.driftWindow is 0, so the server publishes no drift gauges and the alerts would never fire; keep a window (the default 10000) or disable the rule" }}
+{{- end }}
+{{- end }}
+{{- with .Values.model.uri }}
+{{- $path := trimPrefix "s3://" . }}
+{{- if or (contains "//" $path) (contains "/./" $path) (contains "/../" $path) (hasSuffix "/." $path) (hasSuffix "/.." $path) (contains ".." (splitList "/" $path | first)) (not (regexMatch "^[^/]+(/[^/]+)*/[^/]+/[^/]+/?$" $path)) }}
+{{- fail (printf "model.uri: expected s3://bucket/<prefix>/<name>/<version> as `python -m klarna_pd.store push` printed it (names between single slashes), got %q: the init container would refuse it and the pod never start" .) }}
+{{- end }}
+{{- end }}
+{{- if and (not .Values.serviceAccount.create) .Values.serviceAccount.annotations }}
+{{- fail "serviceAccount.annotations are set but serviceAccount.create is false: the chart would drop them (an IRSA role-arn among them, and the pull from S3 would be denied); annotate the ServiceAccount you name in serviceAccount.name yourself" }}
 {{- end }}
 {{- range $key, $_ := .Values.podLabels }}
 {{- if hasKey (include "klarna-pd.labels" $ | fromYaml) $key }}
