@@ -171,6 +171,25 @@ def test_helm_test_pod_posts_an_applicant_to_predict():
         ({"ingress": {"tls": [{"hosts": "pd.example.com"}]}}, "/ingress/tls/0/hosts"),
         ({"podDisruptionBudget": {"minAvailable": "abc"}}, "/podDisruptionBudget/minAvailable"),
         ({"tests": {"apiKeySecretKey": ""}}, "/tests/apiKeySecretKey"),
+        # Each rendered before, then failed in the cluster or silently did nothing (a helper's probe).
+        ({"resources": {"requests": {"memory": "1.5GB"}}}, "/resources/requests/memory"),
+        ({"resources": {"limits": {"memory": 1536}}}, "/resources/limits/memory"),  # bytes: no container starts
+        ({"resources": {"limits": {"memory": "1536m"}}}, "/resources/limits/memory"),  # millibytes
+        ({"resources": {"limits": {"cpu": "1 core"}}}, "/resources/limits/cpu"),
+        ({"strategy": {"rollingUpdate": {"maxSurge": "1"}}}, "/strategy/rollingUpdate/maxSurge"),
+        ({"monitoring": {"serviceMonitor": {"interval": "30s1m"}}}, "/monitoring/serviceMonitor/interval"),
+        ({"image": {"tag": "sha256:" + "a" * 64}}, "/image/tag"),
+        ({"image": {"repository": "ECR.example.com/Klarna-PD"}}, "/image/repository"),
+        ({"fullnameOverride": "klarna.pd"}, "/fullnameOverride"),
+        ({"nameOverride": "klarna pd"}, "/nameOverride"),
+        ({"podLabels": {"team": "credit risk"}}, "/podLabels/team"),
+        ({"podLabels": {"team name": "risk"}}, "invalid propertyName 'team name'"),
+        ({"preStopSleepSeconds": None}, "missing property 'preStopSleepSeconds'"),  # rendered `sleep ""`
+        ({"terminationGracePeriodSeconds": None}, "missing property 'terminationGracePeriodSeconds'"),
+        ({"monitoring": {"prometheusRule": {"psiWatch": None}}}, "missing property 'psiWatch'"),  # invalid PromQL
+        ({"podDisruptionBudget": {"minAvailable": None}}, "missing property 'minAvailable'"),
+        ({"modelSigning": {"secretKey": None}}, "missing property 'secretKey'"),
+        ({"networkPolicy": None}, "missing property 'networkPolicy'"),  # was a nil pointer
     ],
 )
 def test_values_schema_refuses_bad_values(values, needle):
@@ -202,8 +221,10 @@ def test_values_schema_refuses_bad_values(values, needle):
         ({"resources": {"requests": {"cpu": "2"}}}, "resources.requests.cpu (2) is more than resources.limits.cpu (1)"),
         ({"resources": {"limits": {"memory": "512Mi"}}},
          "resources.requests.memory (768Mi) is more than resources.limits.memory (512Mi)"),
-        ({"resources": {"requests": {"memory": "1.5GB"}}}, "expected a Kubernetes quantity such as 500m, 2, 768Mi or 1Gi, "
-                                                          'got "1.5GB"'),
+        ({"livenessProbe": {"tcpSocket": {"port": "http"}}}, "livenessProbe: a probe takes exactly one handler (httpGet, "
+         "tcpSocket, exec or grpc), got 2 (httpGet, tcpSocket); values merge into the chart's httpGet, so to use another "
+         "set livenessProbe.httpGet to null"),
+        ({"readinessProbe": {"httpGet": None}}, "readinessProbe: a probe takes exactly one handler"),
         ({"settings": {"workers": 4}}, "settings.workers (4) is more than resources.limits.cpu (1) can run"),
         ({"resources": {"requests": {"cpu": "2"}, "limits": {"cpu": "2"}}},
          "settings.workers (1) use about one CPU each, at most 50% of resources.requests.cpu (2): below "
@@ -246,6 +267,11 @@ def test_values_near_the_rules_still_render():
                                        "prometheusRule": {"enabled": True}}})
     assert _deployment({"model": {"uri": "s3://models/klarna-pd/v1"}})  # a push to the bucket's root
     assert _deployment({"serviceAccount": {"create": False, "name": "risk-models"}})
+    tcp = _deployment({"livenessProbe": {"httpGet": None, "tcpSocket": {"port": "http"}}})  # a handler switched
+    assert tcp["spec"]["template"]["spec"]["containers"][0]["livenessProbe"]["tcpSocket"] == {"port": "http"}
+    assert "httpGet" not in tcp["spec"]["template"]["spec"]["containers"][0]["livenessProbe"]
+    assert _deployment({"image": {"tag": "1.10"}, "nameOverride": "pd", "podLabels": {"example.com/team": "risk_2"},
+                        "strategy": {"rollingUpdate": {"maxSurge": "25%"}}})
     recreate = _deployment({"strategy": {"type": "Recreate"}})["spec"]["strategy"]
     assert recreate == {"type": "Recreate"}  # values.yaml's rollingUpdate block is not carried along
 

@@ -111,6 +111,17 @@ A Prometheus duration ("30s", "1m30s", "500ms") in seconds.
 {{- fail (printf "model.uri: expected s3://bucket/<prefix>/<name>/<version> as `python -m klarna_pd.store push` printed it (names between single slashes), got %q: the init container would refuse it and the pod never start" .) }}
 {{- end }}
 {{- end }}
+{{- range $name := list "livenessProbe" "readinessProbe" "startupProbe" }}
+{{- with $probe := index $.Values $name }}
+{{- $handlers := list }}
+{{- range $h := list "httpGet" "tcpSocket" "exec" "grpc" }}
+{{- if hasKey $probe $h }}{{ $handlers = append $handlers $h }}{{ end }}
+{{- end }}
+{{- if ne (len $handlers) 1 }}
+{{- fail (printf "%s: a probe takes exactly one handler (httpGet, tcpSocket, exec or grpc), got %d (%s); values merge into the chart's httpGet, so to use another set %s.httpGet to null" $name (len $handlers) (join ", " $handlers) $name) }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- if and (not .Values.serviceAccount.create) .Values.serviceAccount.annotations }}
 {{- fail "serviceAccount.annotations are set but serviceAccount.create is false: the chart would drop them (an IRSA role-arn among them, and the pull from S3 would be denied); annotate the ServiceAccount you name in serviceAccount.name yourself" }}
 {{- end }}
