@@ -52,3 +52,32 @@ resource "aws_iam_role_policy" "model_reader" {
   role   = aws_iam_role.model_reader.id
   policy = data.aws_iam_policy_document.model_reader.json
 }
+
+# What the release job that runs `python -m klarna_pd.store push` needs (README, deploy step 6):
+# write new versions under the prefix, read a version's manifest first (a pushed version is never
+# replaced) and list the bucket: a push checks the bucket first (HeadBucket is s3:ListBucket), and
+# without it S3 answers the missing manifest of a new version with 403 instead of 404. No
+# s3:DeleteObject: releases are kept (the bucket is versioned). Attach it to the CI's role.
+data "aws_iam_policy_document" "model_pusher" {
+  statement {
+    sid       = "WriteModels"
+    actions   = ["s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload"]
+    resources = ["${aws_s3_bucket.models.arn}/${var.model_prefix}/*"]
+  }
+  statement {
+    sid       = "ListModels"
+    actions   = ["s3:ListBucket"]
+    resources = [aws_s3_bucket.models.arn]
+  }
+  statement {
+    sid       = "EncryptModels"
+    actions   = ["kms:GenerateDataKey", "kms:Decrypt"]
+    resources = [aws_kms_key.models.arn]
+  }
+}
+
+resource "aws_iam_policy" "model_pusher" {
+  name        = "${var.name}-model-pusher"
+  description = "Push klarna-pd models to the model bucket (python -m klarna_pd.store push)."
+  policy      = data.aws_iam_policy_document.model_pusher.json
+}

@@ -22,3 +22,8 @@ output "model_reader_role_arn" {
   description = "IRSA role of the pods: the chart's serviceAccount.annotations eks.amazonaws.com/role-arn."
   value       = aws_iam_role.model_reader.arn
 }
+
+output "model_pusher_policy_arn" {
+  description = "IAM policy for the role that pushes models (python -m klarna_pd.store push): attach it to the release job's role."
+  value       = aws_iam_policy.model_pusher.arn
+}

@@ -111,8 +111,11 @@ def _explain(exc: Exception, what: str, loc: S3Location) -> RemoteError:
             return RemoteError(f"{what}: bucket {loc.bucket!r} does not exist")
         if code in ("NoSuchKey", "404", "NotFound"):
             return RemoteError(f"{what}: no object at {loc.uri()}")
-        if code in ("AccessDenied", "403"):
-            return RemoteError(f"{what}: access denied to s3://{loc.bucket} (check the role or credentials)")
+        if code in ("AccessDenied", "403", "Forbidden"):
+            # S3 answers a missing key with 403, not 404, to a caller who may not list the bucket:
+            # a mistyped version must not send its reader off to debug IAM alone.
+            return RemoteError(f"{what}: access denied to {loc.uri()}: the role or credentials may not read it, or "
+                               "nothing is there (S3 answers 403 for a missing object to a caller without s3:ListBucket)")
         return RemoteError(f"{what}: S3 answered {code or 'an error'}: {exc}")
     if isinstance(exc, EndpointConnectionError):
         return RemoteError(f"{what}: cannot reach S3 ({exc})")

@@ -54,3 +54,15 @@ def run_checkov(directory: Path, framework: str) -> dict:
     ]
     passed = sum(r["summary"]["passed"] for r in reports)
     return {"failed": failed, "skipped": skipped, "passed": passed}
+
+
+def hcl(path: Path) -> dict:
+    """A Terraform file parsed by the HCL2 parser checkov ships (in checkov's venv: its pins clash with ours)."""
+    python = Path(checkov()).with_name("python")
+    if not python.exists():
+        pytest.skip(f"no python beside {checkov()} to parse HCL with")
+    code = "import hcl2, json, sys; print(json.dumps(hcl2.load(open(sys.argv[1]))))"
+    proc = subprocess.run([str(python), "-c", code, str(path)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout)
+

@@ -6,7 +6,7 @@ import subprocess
 import pytest
 
 from ..helpers.paths import ROOT
-from .policy import documents, run_checkov, validate
+from .policy import documents, hcl, run_checkov, validate
 
 pytestmark = pytest.mark.deploy
 
@@ -100,11 +100,35 @@ def test_checkov_on_terraform():
 
 def test_terraform_has_what_the_readme_uses():
     text = "".join(p.read_text() for p in (ROOT / "terraform").glob("*.tf"))
-    for output in ("ecr_repository_url", "model_bucket", "model_reader_role_arn", "cluster_name", "region"):
+    for output in ("ecr_repository_url", "model_bucket", "model_reader_role_arn", "model_pusher_policy_arn",
+                   "cluster_name", "region"):
         assert f'output "{output}"' in text
     for must in ('status = "Enabled"', "block_public_acls       = true", 'sse_algorithm     = "aws:kms"',
                  '"s3:GetObject"', 'image_tag_mutability = "IMMUTABLE"', "eks_managed_node_groups"):
         assert must in text, must
+
+
+def _policy_statements(name: str) -> list[dict]:
+    """The statements of terraform/irsa.tf's aws_iam_policy_document ``name`` (the parser wraps each value in a list)."""
+    docs = [d["aws_iam_policy_document"] for d in hcl(ROOT / "terraform" / "irsa.tf")["data"] if "aws_iam_policy_document" in d]
+    (doc,) = [d[name] for d in docs if name in d]
+    return [{key: (value[0] if isinstance(value, list) and len(value) == 1 else value) for key, value in st.items()}
+            for st in doc["statement"]]
+
+
+def test_the_model_roles_allow_what_pull_and_push_do_and_no_more():
+    """The pods read; the release job writes and reads (a push reads the version's manifest first)
+    and lists the bucket: without s3:ListBucket S3 answers a new version's missing manifest with 403,
+    and README step 6 sent pushers off with a policy whose every first push failed. No one deletes."""
+    reader, pusher = _policy_statements("model_reader"), _policy_statements("model_pusher")
+    actions = {name: {a for st in sts for a in st["actions"]} for name, sts in (("reader", reader), ("pusher", pusher))}
+    assert actions["reader"] == {"s3:GetObject", "s3:ListBucket", "kms:Decrypt"}
+    assert actions["pusher"] == {"s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload", "s3:ListBucket",
+                                 "kms:GenerateDataKey", "kms:Decrypt"}
+    (listing,) = [st for st in pusher if "s3:ListBucket" in st["actions"]]
+    assert "condition" not in listing  # the 404 for a missing key needs the bucket-wide permission
+    (listing,) = [st for st in reader if "s3:ListBucket" in st["actions"]]
+    assert listing["condition"]["variable"] == ["s3:prefix"]  # the pods list their prefix only
 
 
 def test_kustomize_pods_run_with_the_chart_default_settings(eks_manifests, monkeypatch):

@@ -467,6 +467,44 @@ def test_a_model_copied_under_another_version_is_not_served_as_that_version(repu
     assert pull(repushed, dest=tmp_path / "m", log=lambda *_: None) == f"{name}:{version}"
 
 
+def test_access_denied_names_the_object_and_that_it_may_be_missing(tmp_path, monkeypatch):
+    """S3 answers a missing key with 403 to a role without s3:ListBucket (the pods' lists only its
+    prefix): a mistyped version read "access denied to s3://bucket (check the role or credentials)"."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Forbidden(BaseHTTPRequestHandler):  # what S3 sends a caller it refuses
+        def _refuse(self):
+            body = b"<?xml version='1.0'?><Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>"
+            self.send_response(403)
+            self.send_header("Content-Type", "application/xml")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+        do_GET = do_HEAD = do_PUT = _refuse
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Forbidden)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{server.server_port}")
+        for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
+                            ("AWS_DEFAULT_REGION", "eu-north-1")):
+            monkeypatch.setenv(name, value)
+        with pytest.raises(RemoteError) as err:
+            pull("s3://models/m/klarna-pd/v9", dest=tmp_path / "m", log=lambda *_: None)
+    finally:
+        server.shutdown()
+    assert str(err.value) == (
+        "pulling s3://models/m/klarna-pd/v9: access denied to s3://models/m/klarna-pd/v9/manifest.json: the role "
+        "or credentials may not read it, or nothing is there (S3 answers 403 for a missing object to a caller "
+        "without s3:ListBucket)")
+    assert not (tmp_path / "m").exists()
+
+
 @pytest.mark.parametrize(
     "uri, needle",
     [
