@@ -225,6 +225,8 @@ def test_values_schema_refuses_bad_values(values, needle):
          "tcpSocket, exec or grpc), got 2 (httpGet, tcpSocket); values merge into the chart's httpGet, so to use another "
          "set livenessProbe.httpGet to null"),
         ({"readinessProbe": {"httpGet": None}}, "readinessProbe: a probe takes exactly one handler"),
+        ({"ingress": {"annotations": {"alb.ingress.kubernetes.io/target-type": "instance"}}},
+         "ingress: the ALB's target-type instance sends traffic to a node port, and service.type ClusterIP has none"),
         ({"settings": {"workers": 4}}, "settings.workers (4) is more than resources.limits.cpu (1) can run"),
         ({"resources": {"requests": {"cpu": "2"}, "limits": {"cpu": "2"}}},
          "settings.workers (1) use about one CPU each, at most 50% of resources.requests.cpu (2): below "
@@ -267,6 +269,8 @@ def test_values_near_the_rules_still_render():
                                        "prometheusRule": {"enabled": True}}})
     assert _deployment({"model": {"uri": "s3://models/klarna-pd/v1"}})  # a push to the bucket's root
     assert _deployment({"serviceAccount": {"create": False, "name": "risk-models"}})
+    assert _deployment({"ingress": {"annotations": {"alb.ingress.kubernetes.io/target-type": "instance"}},
+                        "service": {"type": "NodePort"}})
     tcp = _deployment({"livenessProbe": {"httpGet": None, "tcpSocket": {"port": "http"}}})  # a handler switched
     assert tcp["spec"]["template"]["spec"]["containers"][0]["livenessProbe"]["tcpSocket"] == {"port": "http"}
     assert "httpGet" not in tcp["spec"]["template"]["spec"]["containers"][0]["livenessProbe"]

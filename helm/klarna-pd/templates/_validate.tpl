@@ -122,6 +122,9 @@ A Prometheus duration ("30s", "1m30s", "500ms") in seconds.
 {{- end }}
 {{- end }}
 {{- end }}
+{{- if and .Values.ingress.enabled (eq (toString (get (.Values.ingress.annotations | default dict) "alb.ingress.kubernetes.io/target-type")) "instance") (eq .Values.service.type "ClusterIP") }}
+{{- fail "ingress: the ALB's target-type instance sends traffic to a node port, and service.type ClusterIP has none: the load balancer controller could not register targets; use target-type ip (the default here) or service.type NodePort" }}
+{{- end }}
 {{- if and (not .Values.serviceAccount.create) .Values.serviceAccount.annotations }}
 {{- fail "serviceAccount.annotations are set but serviceAccount.create is false: the chart would drop them (an IRSA role-arn among them, and the pull from S3 would be denied); annotate the ServiceAccount you name in serviceAccount.name yourself" }}
 {{- end }}
