@@ -102,7 +102,7 @@ def _transfer():
     return TransferConfig(num_download_attempts=2)
 
 
-def _explain(exc: Exception, what: str, loc: S3Location) -> RemoteError:
+def _explain(exc: Exception, what: str, loc: S3Location, *, writing: bool = False) -> RemoteError:
     from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
 
     if isinstance(exc, ClientError):
@@ -111,6 +111,9 @@ def _explain(exc: Exception, what: str, loc: S3Location) -> RemoteError:
             return RemoteError(f"{what}: bucket {loc.bucket!r} does not exist")
         if code in ("NoSuchKey", "404", "NotFound"):
             return RemoteError(f"{what}: no object at {loc.uri()}")
+        if code in ("AccessDenied", "403", "Forbidden") and writing:
+            return RemoteError(f"{what}: access denied to {loc.uri()}: a push needs s3:ListBucket on the bucket and "
+                               "s3:PutObject and s3:GetObject under the prefix (terraform output model_pusher_policy_arn)")
         if code in ("AccessDenied", "403", "Forbidden"):
             # S3 answers a missing key with 403, not 404, to a caller who may not list the bucket:
             # a mistyped version must not send its reader off to debug IAM alone.
@@ -183,9 +186,9 @@ def push(
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchBucket", "NotFound"):
             raise RemoteError(f"pushing {stored.tag}: bucket {loc.bucket!r} does not exist") from None
-        raise _explain(exc, f"pushing {stored.tag}", loc) from None
+        raise _explain(exc, f"pushing {stored.tag}", loc, writing=True) from None
     except BotoCoreError as exc:
-        raise _explain(exc, f"pushing {stored.tag}", loc) from None
+        raise _explain(exc, f"pushing {stored.tag}", loc, writing=True) from None
     published = _published_manifest(s3, loc, f"pushing {stored.tag}")
     if published is not None and published != manifest_bytes:
         # A pod may be pulling it now, trusting the key it was signed with; and a push that failed
@@ -204,7 +207,7 @@ def push(
     except S3UploadFailedError as exc:
         raise RemoteError(f"pushing {stored.tag}: {exc}") from None
     except (ClientError, BotoCoreError, Boto3Error) as exc:
-        raise _explain(exc, f"pushing {stored.tag}", loc) from None
+        raise _explain(exc, f"pushing {stored.tag}", loc, writing=True) from None
     log(f"pushed {stored.tag} ({len(files)} files) to {loc.uri()}")
     return loc.uri()
 
@@ -232,9 +235,9 @@ def _published_manifest(s3, loc: S3Location, what: str) -> bytes | None:
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
             return None
-        raise _explain(exc, what, loc) from None
+        raise _explain(exc, what, loc, writing=True) from None
     except BotoCoreError as exc:
-        raise _explain(exc, what, loc) from None
+        raise _explain(exc, what, loc, writing=True) from None
 
 
 def _parse_manifest(raw: bytes, uri: str) -> tuple[str, dict[str, dict[str, Any]]]:
@@ -368,10 +371,10 @@ def _staging(dest: Path | None, log: Callable[[str], None]) -> Iterator[Path]:
     """A new directory to download into: beside ``dest`` (one rename from it), else in the
     temporary directory; removed afterwards.
 
-    Pulls beside one another take turns (a lock on the directory, which the kernel releases when a
-    process dies, even by SIGKILL), so the pull holding it may remove what a killed pull into the
-    same ``dest`` left: a pod's init container, restarted in the same emptyDir, left a copy of the
-    model per attempt."""
+    Pulls beside one another (into one parent directory) take turns: a lock on the directory, which
+    the kernel releases when a process dies, even by SIGKILL. The pull holding it may remove what a
+    killed pull into the same ``dest`` left: a pod's init container, restarted in the same emptyDir,
+    left a copy of the model per attempt. Where the file system has no such locks, nothing is removed."""
     parent = dest.resolve().parent if dest is not None else Path(tempfile.gettempdir())
     prefix = f".{dest.resolve().name}.pull-" if dest is not None else ".pull-"
     try:  # before any download: a destination that cannot be written fails at once
@@ -380,13 +383,9 @@ def _staging(dest: Path | None, log: Callable[[str], None]) -> Iterator[Path]:
     except OSError as exc:
         raise RemoteError(f"cannot write into {parent}: {exc.strerror or exc}") from None
     try:
-        if dest is not None:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                log(f"waiting for another pull into {parent} to end")
-                fcntl.flock(fd, fcntl.LOCK_EX)
-            for stale in parent.glob(glob.escape(prefix) + "*"):
+        if dest is not None and _lock(fd, parent, log):
+            name = glob.escape(dest.resolve().name)
+            for stale in (*parent.glob(f".{name}.pull-*"), *parent.glob(f".{name}.old-*")):
                 shutil.rmtree(stale, ignore_errors=True)
         try:
             staging = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
@@ -398,6 +397,19 @@ def _staging(dest: Path | None, log: Callable[[str], None]) -> Iterator[Path]:
             shutil.rmtree(staging, ignore_errors=True)
     finally:
         os.close(fd)  # and the lock with it
+
+
+def _lock(fd: int, parent: Path, log: Callable[[str], None]) -> bool:
+    """Take the lock on ``parent`` (waiting for another pull); False where the file system has no
+    such locks (NFS refuses them on a directory): the pull goes on, leaving others' files alone."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        log(f"waiting for another pull into {parent} to end")
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    except OSError:
+        return False
+    return True
 
 
 def _check_dest(dest: Path) -> None:

@@ -224,7 +224,12 @@ def test_values_schema_refuses_bad_values(values, needle):
         ({"livenessProbe": {"tcpSocket": {"port": "http"}}}, "livenessProbe: a probe takes exactly one handler (httpGet, "
          "tcpSocket, exec or grpc), got 2 (httpGet, tcpSocket); values merge into the chart's httpGet, so to use another "
          "set livenessProbe.httpGet to null"),
-        ({"readinessProbe": {"httpGet": None}}, "readinessProbe: a probe takes exactly one handler"),
+        ({"readinessProbe": {"httpGet": None}}, "readinessProbe: no handler left (httpGet, tcpSocket, exec or grpc); "
+                                                 "give one, or set readinessProbe itself to null"),
+        ({"resources": {"requests": {"cpu": None}, "limits": {"cpu": "4"}}},  # the request defaults to the limit
+         "at most 25% of resources.limits.cpu (4): below autoscaling.targetCPUUtilizationPercentage (60)"),
+        ({"resources": {"requests": {"cpu": "0m"}}}, "resources.requests.cpu is 0: the HPA scales on CPU use"),
+        ({"model": {"uri": "s3://models/klarna-pd/V1"}}, "name and version in lower case"),
         ({"ingress": {"annotations": {"alb.ingress.kubernetes.io/target-type": "instance"}}},
          "ingress: the ALB's target-type instance sends traffic to a node port, and service.type ClusterIP has none"),
         ({"settings": {"workers": 4}}, "settings.workers (4) is more than resources.limits.cpu (1) can run"),
@@ -271,6 +276,9 @@ def test_values_near_the_rules_still_render():
     assert _deployment({"serviceAccount": {"create": False, "name": "risk-models"}})
     assert _deployment({"ingress": {"annotations": {"alb.ingress.kubernetes.io/target-type": "instance"}},
                         "service": {"type": "NodePort"}})
+    assert _deployment({"livenessProbe": {"grpc": None}})  # a null the defaults lack stays in the values
+    assert _deployment({"resources": {"requests": {"memory": "2147483648"}, "limits": {"memory": 4e9}},
+                        "nameOverride": "2fa"})
     tcp = _deployment({"livenessProbe": {"httpGet": None, "tcpSocket": {"port": "http"}}})  # a handler switched
     assert tcp["spec"]["template"]["spec"]["containers"][0]["livenessProbe"]["tcpSocket"] == {"port": "http"}
     assert "httpGet" not in tcp["spec"]["template"]["spec"]["containers"][0]["livenessProbe"]

@@ -400,11 +400,14 @@ def test_pulls_into_one_place_take_turns_and_clear_what_a_killed_pull_left(pushe
     (left / "booster.txt").write_bytes(b"tree\n" * 1000)
     others = tmp_path / ".other.pull-x1"  # another destination's: not this pull's to remove
     others.mkdir()
+    swapped = tmp_path / ".model.old-4242"  # killed between the two renames of the swap
+    swapped.mkdir()
+    (swapped / "booster.txt").write_bytes(b"tree\n")
     running = os.open(tmp_path, os.O_RDONLY)  # a pull beside it, still running for a second
     fcntl.flock(running, fcntl.LOCK_EX)
-    threading.Timer(1.0, os.close, [running]).start()
     said = []
     started = time.monotonic()
+    threading.Timer(1.0, os.close, [running]).start()
     pull(pushed, dest=tmp_path / "model", log=said.append)
     assert time.monotonic() - started >= 1.0 and said[0] == f"waiting for another pull into {tmp_path} to end"
     assert sorted(p.name for p in tmp_path.iterdir()) == [".other.pull-x1", "model"]
@@ -467,7 +470,7 @@ def test_a_model_copied_under_another_version_is_not_served_as_that_version(repu
     assert pull(repushed, dest=tmp_path / "m", log=lambda *_: None) == f"{name}:{version}"
 
 
-def test_access_denied_names_the_object_and_that_it_may_be_missing(tmp_path, monkeypatch):
+def test_access_denied_names_the_object_and_that_it_may_be_missing(small_trained, tmp_path, monkeypatch):
     """S3 answers a missing key with 403 to a role without s3:ListBucket (the pods' lists only its
     prefix): a mistyped version read "access denied to s3://bucket (check the role or credentials)"."""
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -496,8 +499,13 @@ def test_access_denied_names_the_object_and_that_it_may_be_missing(tmp_path, mon
             monkeypatch.setenv(name, value)
         with pytest.raises(RemoteError) as err:
             pull("s3://models/m/klarna-pd/v9", dest=tmp_path / "m", log=lambda *_: None)
+        with pytest.raises(RemoteError) as pushing:
+            push(small_trained.model_tag, "s3://models/m", log=lambda *_: None)
     finally:
         server.shutdown()
+    assert "access denied to s3://models/m/klarna-pd/" in str(pushing.value)
+    assert str(pushing.value).endswith(": a push needs s3:ListBucket on the bucket and s3:PutObject and s3:GetObject "
+                                       "under the prefix (terraform output model_pusher_policy_arn)")
     assert str(err.value) == (
         "pulling s3://models/m/klarna-pd/v9: access denied to s3://models/m/klarna-pd/v9/manifest.json: the role "
         "or credentials may not read it, or nothing is there (S3 answers 403 for a missing object to a caller "

@@ -87,10 +87,15 @@ A Prometheus duration ("30s", "1m30s", "500ms") in seconds.
 {{- fail (printf "settings.workers (%s) is more than resources.limits.cpu (%v) can run: each worker is a process that scores on a CPU of its own, and the extra ones would be throttled; one worker per CPU" (include "klarna-pd.envValue" $s.workers) $lim.cpu) }}
 {{- end }}
 {{- end }}
-{{- if and $a.enabled (hasKey $req "cpu") }}
-{{- $cpus := include "klarna-pd.quantity" (dict "name" "resources.requests.cpu" "value" $req.cpu) | float64 }}
+{{- /* Without a CPU request Kubernetes takes the limit as the request: the HPA measures against it. */}}
+{{- $requested := ternary (list "resources.requests.cpu" $req.cpu) (list "resources.limits.cpu" $lim.cpu) (hasKey $req "cpu") }}
+{{- if and $a.enabled (index $requested 1) }}
+{{- $cpus := include "klarna-pd.quantity" (dict "name" (index $requested 0) "value" (index $requested 1)) | float64 }}
+{{- if le $cpus 0.0 }}
+{{- fail (printf "%s is 0: the HPA scales on CPU use as a share of the request, so it needs one (one CPU per worker)" (index $requested 0)) }}
+{{- end }}
 {{- if lt (mulf 100.0 (divf $workers $cpus)) (float64 $a.targetCPUUtilizationPercentage) }}
-{{- fail (printf "settings.workers (%s) use about one CPU each, at most %.0f%% of resources.requests.cpu (%v): below autoscaling.targetCPUUtilizationPercentage (%v), the HPA would never add a pod; one worker per requested CPU" (include "klarna-pd.envValue" $s.workers) (mulf 100.0 (divf $workers $cpus)) $req.cpu $a.targetCPUUtilizationPercentage) }}
+{{- fail (printf "settings.workers (%s) use about one CPU each, at most %.0f%% of %s (%v): below autoscaling.targetCPUUtilizationPercentage (%v), the HPA would never add a pod; one worker per requested CPU" (include "klarna-pd.envValue" $s.workers) (mulf 100.0 (divf $workers $cpus)) (index $requested 0) (index $requested 1) $a.targetCPUUtilizationPercentage) }}
 {{- end }}
 {{- end }}
 {{- $sm := .Values.monitoring.serviceMonitor }}
@@ -107,18 +112,21 @@ A Prometheus duration ("30s", "1m30s", "500ms") in seconds.
 {{- end }}
 {{- with .Values.model.uri }}
 {{- $path := trimPrefix "s3://" . }}
-{{- if or (contains "//" $path) (contains "/./" $path) (contains "/../" $path) (hasSuffix "/." $path) (hasSuffix "/.." $path) (contains ".." (splitList "/" $path | first)) (not (regexMatch "^[^/]+(/[^/]+)*/[^/]+/[^/]+/?$" $path)) }}
-{{- fail (printf "model.uri: expected s3://bucket/<prefix>/<name>/<version> as `python -m klarna_pd.store push` printed it (names between single slashes), got %q: the init container would refuse it and the pod never start" .) }}
+{{- if or (contains "//" $path) (contains "/./" $path) (contains "/../" $path) (hasSuffix "/." $path) (hasSuffix "/.." $path) (contains ".." (splitList "/" $path | first)) (not (regexMatch "^[^/]+(/[^/]+)*/[a-z0-9]([a-z0-9._-]*[a-z0-9])?/[a-z0-9]([a-z0-9._-]*[a-z0-9])?/?$" $path)) }}
+{{- fail (printf "model.uri: expected s3://bucket/<prefix>/<name>/<version> as `python -m klarna_pd.store push` printed it (names between single slashes; name and version in lower case), got %q: the init container would refuse it and the pod never start" .) }}
 {{- end }}
 {{- end }}
 {{- range $name := list "livenessProbe" "readinessProbe" "startupProbe" }}
 {{- with $probe := index $.Values $name }}
 {{- $handlers := list }}
 {{- range $h := list "httpGet" "tcpSocket" "exec" "grpc" }}
-{{- if hasKey $probe $h }}{{ $handlers = append $handlers $h }}{{ end }}
+{{- /* A null stays in the values when the chart's defaults lack the key (a layered -f file): not a handler. */}}
+{{- if and (hasKey $probe $h) (not (kindIs "invalid" (index $probe $h))) }}{{ $handlers = append $handlers $h }}{{ end }}
 {{- end }}
-{{- if ne (len $handlers) 1 }}
+{{- if gt (len $handlers) 1 }}
 {{- fail (printf "%s: a probe takes exactly one handler (httpGet, tcpSocket, exec or grpc), got %d (%s); values merge into the chart's httpGet, so to use another set %s.httpGet to null" $name (len $handlers) (join ", " $handlers) $name) }}
+{{- else if eq (len $handlers) 0 }}
+{{- fail (printf "%s: no handler left (httpGet, tcpSocket, exec or grpc); give one, or set %s itself to null to run without the probe" $name $name) }}
 {{- end }}
 {{- end }}
 {{- end }}
