@@ -377,6 +377,7 @@ def _staging(dest: Path | None, log: Callable[[str], None]) -> Iterator[Path]:
     left a copy of the model per attempt. Where the file system has no such locks, nothing is removed."""
     parent = dest.resolve().parent if dest is not None else Path(tempfile.gettempdir())
     prefix = f".{dest.resolve().name}.pull-" if dest is not None else ".pull-"
+    made = next((p for p in (*reversed(parent.parents), parent) if not p.exists()), None)
     try:  # before any download: a destination that cannot be written fails at once
         parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(parent, os.O_RDONLY)
@@ -395,8 +396,23 @@ def _staging(dest: Path | None, log: Callable[[str], None]) -> Iterator[Path]:
             yield staging
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+    except BaseException:
+        if made is not None:  # a failed pull leaves no directories it made for the model
+            _remove_empty(parent, up_to=made)
+        raise
     finally:
         os.close(fd)  # and the lock with it
+
+
+def _remove_empty(directory: Path, *, up_to: Path) -> None:
+    """Remove ``directory`` and its parents up to ``up_to`` (included) while they are empty."""
+    for d in (directory, *directory.parents):
+        try:
+            d.rmdir()
+        except OSError:  # not empty (another pull's), or gone
+            return
+        if d == up_to:
+            return
 
 
 def _lock(fd: int, parent: Path, log: Callable[[str], None]) -> bool:

@@ -413,6 +413,13 @@ def test_pulls_into_one_place_take_turns_and_clear_what_a_killed_pull_left(pushe
     assert sorted(p.name for p in tmp_path.iterdir()) == [".other.pull-x1", "model"]
 
 
+def test_a_failed_pull_leaves_no_directories_it_made(s3_endpoint, tmp_path):
+    """`pull --dest a/b/model` of a version that is not there left a/b behind."""
+    with pytest.raises(RemoteError, match="no object at"):
+        pull(f"s3://{BUCKET}/models/klarna-pd/nosuchversion", dest=tmp_path / "a" / "b" / "model", log=lambda *_: None)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_pushed_version_is_never_replaced_and_a_retry_of_the_same_push_succeeds(s3_endpoint, small_trained,
                                                                                   release_keys, tmp_path):
     """Pushed again with another key, a version silently changed its signature under the pods that
