@@ -230,6 +230,9 @@ def test_values_schema_refuses_bad_values(values, needle):
          "at most 25% of resources.limits.cpu (4): below autoscaling.targetCPUUtilizationPercentage (60)"),
         ({"resources": {"requests": {"cpu": "0m"}}}, "resources.requests.cpu is 0: the HPA scales on CPU use"),
         ({"model": {"uri": "s3://models/klarna-pd/V1"}}, "name and version in lower case"),
+        # A shared ALB with a path per service (/pd) routed only 404s: an ALB does not rewrite paths.
+        ({"ingress": {"hosts": [{"host": "api.example.com", "paths": [{"path": "/pd", "pathType": "Prefix"}]}]}},
+         "ingress.hosts[0].paths[0].path /pd: an ALB forwards the path as it came (it cannot rewrite it)"),
         ({"ingress": {"annotations": {"alb.ingress.kubernetes.io/target-type": "instance"}}},
          "ingress: the ALB's target-type instance sends traffic to a node port, and service.type ClusterIP has none"),
         ({"settings": {"workers": 4}}, "settings.workers (4) is more than resources.limits.cpu (1) can run"),
@@ -286,6 +289,21 @@ def test_values_near_the_rules_still_render():
                         "strategy": {"rollingUpdate": {"maxSurge": "25%"}}})
     recreate = _deployment({"strategy": {"type": "Recreate"}})["spec"]["strategy"]
     assert recreate == {"type": "Recreate"}  # values.yaml's rollingUpdate block is not carried along
+
+
+def test_the_alb_may_route_every_path_the_server_answers_and_others_elsewhere():
+    """The chart's list of the server's routes (templates/_validate.tpl) is the gateway's."""
+    from klarna_pd.serving.gateway import Gateway, Limits
+
+    routes = Gateway(None, state=None, limits=Limits(1024, 1, 0, 1024, 1.0)).routes
+    hosts = [{"host": "pd.example.com", "paths": [{"path": path, "pathType": "Exact"} for path in routes]}]
+    (ingress,) = render({"ingress": {"hosts": hosts}})["Ingress"]
+    assert [p["path"] for p in ingress["spec"]["rules"][0]["http"]["paths"]] == list(routes)
+    with pytest.raises(helm.HelmError, match="an ALB forwards the path as it came"):
+        render({"ingress": {"hosts": [{"host": "pd.example.com", "paths": [{"path": "/predict-v2", "pathType": "Exact"}]}]}})
+    other = render({"ingress": {"className": "nginx", "hosts": [{"host": "pd.example.com", "paths": [
+        {"path": "/pd", "pathType": "Prefix"}]}]}})  # a controller that can rewrite: its annotations' business
+    assert other["Ingress"][0]["spec"]["rules"][0]["http"]["paths"][0]["path"] == "/pd"
 
 
 # Blocks handed to Kubernetes as they are: one comment on the block, not on each field.

@@ -133,6 +133,18 @@ A Prometheus duration ("30s", "1m30s", "500ms") in seconds.
 {{- if and .Values.ingress.enabled (eq (toString (get (.Values.ingress.annotations | default dict) "alb.ingress.kubernetes.io/target-type")) "instance") (eq .Values.service.type "ClusterIP") }}
 {{- fail "ingress: the ALB's target-type instance sends traffic to a node port, and service.type ClusterIP has none: the load balancer controller could not register targets; use target-type ip (the default here) or service.type NodePort" }}
 {{- end }}
+{{- $ing := .Values.ingress }}
+{{- if and $ing.enabled (eq (toString $ing.className) "alb") }}
+{{- /* The server's routes (klarna_pd/serving/gateway.py; tests/deploy/test_chart.py keeps the two equal). */}}
+{{- $served := list "/" "/predict" "/estimate-default-probability" "/metadata" "/metrics" "/livez" "/healthz" "/readyz" "/docs.json" "/docs" "/schema.json" }}
+{{- range $i, $h := $ing.hosts }}
+{{- range $j, $p := $h.paths }}
+{{- if not (has (ternary "/" (trimSuffix "/" (toString $p.path)) (eq (toString $p.path) "/")) $served) }}
+{{- fail (printf "ingress.hosts[%d].paths[%d].path %s: an ALB forwards the path as it came (it cannot rewrite it) and the server answers at / and its routes (/predict, /estimate-default-probability, probes, /metrics, docs), so every request there would get 404; route / (a host of its own), or one of the routes" $i $j $p.path) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- if and (not .Values.serviceAccount.create) .Values.serviceAccount.annotations }}
 {{- fail "serviceAccount.annotations are set but serviceAccount.create is false: the chart would drop them (an IRSA role-arn among them, and the pull from S3 would be denied); annotate the ServiceAccount you name in serviceAccount.name yourself" }}
 {{- end }}
