@@ -231,7 +231,8 @@ def test_values_schema_refuses_bad_values(values, needle):
         ({"resources": {"requests": {"cpu": "0m"}}}, "resources.requests.cpu is 0: the HPA scales on CPU use"),
         ({"model": {"uri": "s3://models/klarna-pd/V1"}}, "name and version in lower case"),
         # A shared ALB with a path per service (/pd) routed only 404s: an ALB does not rewrite paths.
-        ({"ingress": {"hosts": [{"host": "api.example.com", "paths": [{"path": "/pd", "pathType": "Prefix"}]}]}},
+        ({"ingress": {"hosts": [{"host": "api.example.com",
+                                 "paths": [{"path": "/pd", "pathType": "Prefix"}]}]}},
          "ingress.hosts[0].paths[0].path /pd: an ALB forwards the path as it came (it cannot rewrite it)"),
         ({"ingress": {"annotations": {"alb.ingress.kubernetes.io/target-type": "instance"}}},
          "ingress: the ALB's target-type instance sends traffic to a node port, and service.type ClusterIP has none"),
@@ -299,10 +300,12 @@ def test_the_alb_may_route_every_path_the_server_answers_and_others_elsewhere():
     hosts = [{"host": "pd.example.com", "paths": [{"path": path, "pathType": "Exact"} for path in routes]}]
     (ingress,) = render({"ingress": {"hosts": hosts}})["Ingress"]
     assert [p["path"] for p in ingress["spec"]["rules"][0]["http"]["paths"]] == list(routes)
+    def one_path(path: str, **ingress) -> dict:
+        return {"ingress": {**ingress, "hosts": [{"host": "pd.example.com", "paths": [{"path": path, "pathType": "Prefix"}]}]}}
+
     with pytest.raises(helm.HelmError, match="an ALB forwards the path as it came"):
-        render({"ingress": {"hosts": [{"host": "pd.example.com", "paths": [{"path": "/predict-v2", "pathType": "Exact"}]}]}})
-    other = render({"ingress": {"className": "nginx", "hosts": [{"host": "pd.example.com", "paths": [
-        {"path": "/pd", "pathType": "Prefix"}]}]}})  # a controller that can rewrite: its annotations' business
+        render(one_path("/predict-v2"))
+    other = render(one_path("/pd", className="nginx"))  # a controller that can rewrite: its annotations' business
     assert other["Ingress"][0]["spec"]["rules"][0]["http"]["paths"][0]["path"] == "/pd"
 
 
