@@ -301,11 +301,12 @@ def test_the_alb_may_route_every_path_the_server_answers_and_others_elsewhere():
     (ingress,) = render({"ingress": {"hosts": hosts}})["Ingress"]
     assert [p["path"] for p in ingress["spec"]["rules"][0]["http"]["paths"]] == list(routes)
     def one_path(path: str, **ingress) -> dict:
-        return {"ingress": {**ingress, "hosts": [{"host": "pd.example.com", "paths": [{"path": path, "pathType": "Prefix"}]}]}}
+        paths = [{"path": path, "pathType": "Prefix"}]
+        return {"ingress": {**ingress, "hosts": [{"host": "pd.example.com", "paths": paths}]}}
 
     with pytest.raises(helm.HelmError, match="an ALB forwards the path as it came"):
         render(one_path("/predict-v2"))
-    other = render(one_path("/pd", className="nginx"))  # a controller that can rewrite: its annotations' business
+    other = render(one_path("/pd", className="nginx"))  # a controller that rewrites: its annotations' business
     assert other["Ingress"][0]["spec"]["rules"][0]["http"]["paths"][0]["path"] == "/pd"
 
 
