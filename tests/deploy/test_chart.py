@@ -306,7 +306,7 @@ def test_the_alb_may_route_every_path_the_server_answers_and_others_elsewhere():
 
     with pytest.raises(helm.HelmError, match="an ALB forwards the path as it came"):
         render(one_path("/predict-v2"))
-    other = render(one_path("/pd", className="nginx"))  # a controller that rewrites: its annotations' business
+    other = render(one_path("/pd", className="nginx"))  # a controller that rewrites paths: not ours to check
     assert other["Ingress"][0]["spec"]["rules"][0]["http"]["paths"][0]["path"] == "/pd"
 
 
