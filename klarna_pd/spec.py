@@ -42,6 +42,8 @@ FeatureKind = Literal["numeric", "ordinal", "categorical", "boolean"]
 
 #: Field names the service reserves in an applicant object; a feature may not use them.
 RESERVED_NAMES = frozenset({"reasons"})
+#: Characters LightGBM refuses in a feature name (its model file is partly JSON).
+LIGHTGBM_REFUSED = frozenset('",:[]{}')
 
 
 class Feature(BaseModel):
@@ -63,6 +65,15 @@ class Feature(BaseModel):
 
     @model_validator(mode="after")
     def _check_range(self) -> Feature:
+        if self.monotone and self.kind == "categorical":
+            # LightGBM aborts the whole process (a C++ fatal error) on such a constraint.
+            raise ValueError(f"feature {self.name!r}: monotone applies to features with an order (numeric, "
+                             "ordinal, boolean), not to a categorical one")
+        refused = sorted(LIGHTGBM_REFUSED.intersection(self.name))
+        if refused:
+            raise ValueError(f"feature {self.name!r}: LightGBM cannot store a feature name with "
+                             f"{' '.join(refused)} in it (any of {' '.join(sorted(LIGHTGBM_REFUSED))}); rename the "
+                             "column in the file's header and the spec")
         if (self.min is not None or self.max is not None) and self.kind not in ("numeric", "ordinal"):
             raise ValueError(f"feature {self.name!r}: min/max apply to numeric and ordinal features, not {self.kind}")
         for bound in (self.min, self.max):
@@ -189,11 +200,25 @@ def _validate(raw: object, source: str) -> DatasetSpec:
     try:
         return DatasetSpec.model_validate(raw)
     except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        if any(err["loc"][:1] == ("features",) and len(err["loc"]) > 1 for err in errors):
+            # pydantic adds "features: Tuple should have at least 1 item" when a feature failed: noise.
+            errors = [err for err in errors if err["loc"] != ("features",)]
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '<spec>'}: {err['msg']}"
-            for err in exc.errors(include_url=False)
+            f"{'.'.join(str(p) for p in err['loc']) or '<spec>'}: {err['msg']}{_yaml_hint(err)}" for err in errors
         )
         raise SpecError(f"{source}: invalid dataset spec: {problems}") from None
+
+
+def _yaml_hint(err: dict) -> str:
+    """Why a text the user wrote may not have arrived as text: YAML types unquoted scalars."""
+    value = err.get("input")
+    if err.get("type") == "string_type" and isinstance(value, bool | int | float):
+        return (f" (YAML read it as the {type(value).__name__} {value!r}: unquoted, yes/no/on/off/true/false are "
+                "booleans and digits are numbers; quote the token in the spec: 'yes', '-999')")
+    if err.get("loc") == ("separator",) and value == "\\t":
+        return ' (a tab is "\\t" in double quotes: unquoted, YAML keeps the backslash and the t)'
+    return ""
 
 
 def load_spec(path: str | Path) -> DatasetSpec:

@@ -219,7 +219,13 @@ def run(
             log(f"WARNING: no comparison with the true PD: {exc}")
 
     # Too few labelled rows is the error to report, not the features they leave empty.
-    config.check(n_lab, int(np.nansum(dataset.batch.target)))
+    n_defaults = int(np.nansum(dataset.batch.target))
+    config.check(n_lab, n_defaults)
+    if n_defaults > n_lab / 2:
+        # A file coded the other way round (1 = good, as German credit is) trains without an error
+        # and serves the probability of repaying as a PD.
+        log(f"WARNING: {n_defaults:,} of {n_lab:,} labelled rows ({n_defaults / n_lab:.1%}) are defaults: is "
+            f"{spec.target!r} coded the other way round? The model takes 1 for default, 0 for repaid")
     # A feature missing in every labelled row is usually a broken extract, not a fact about the
     # applicants: train anyway (the trees ignore it), but say so loudly and keep it on record.
     labelled = dataset.labelled()

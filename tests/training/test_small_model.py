@@ -196,6 +196,18 @@ def test_a_feature_missing_everywhere_trains_with_a_warning_on_record(synthetic_
     assert "**Missing in every labelled row**: `age`" in (out / "report.md").read_text()
 
 
+def test_a_target_coded_the_other_way_round_is_named(synthetic_small, klarna_spec, tmp_path):
+    """A file with 1 for good (German credit's coding) trained without a word and served P(repaid) as PDs."""
+    frame = pd.read_csv(synthetic_small, sep=";", dtype=str, keep_default_na=False).head(2_000)
+    frame["default"] = frame["default"].map({"0": "1", "1": "0"}).fillna(frame["default"])
+    data = tmp_path / "flipped.csv"
+    frame.to_csv(data, sep=";", index=False)
+    said: list[str] = []
+    run(data, klarna_spec, tmp_path / "out", TrainConfig(folds=2), store=False, log=said.append)
+    flipped = [line for line in said if "coded the other way round" in line]
+    assert len(flipped) == 1 and flipped[0].startswith("WARNING: ") and "are defaults: is 'default' coded" in flipped[0]
+
+
 @pytest.mark.parametrize("where, needle", [
     ("a-file", "expected a directory for the outputs, got a file"),
     ("holds-a-directory", "expected to write the file report.md here, found a directory of that name"),

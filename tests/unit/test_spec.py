@@ -78,6 +78,20 @@ BASE = "name: t\nid: id\ntarget: y\nfeatures:\n"
         ("name: t\nid: id\nfeatures:\n  - {name: a, kind: numeric}\n", "target"),
         ("- just\n- a list\n", "mapping"),
         ("name: [unclosed\n", "not valid YAML"),
+        # Each passed the spec and then aborted training (a C++ fatal error, exit 134) or raised a traceback.
+        (BASE + "  - {name: shop, kind: categorical, monotone: 1}\n",
+         "feature 'shop': monotone applies to features with an order (numeric, ordinal, boolean), not to a categorical"),
+        (BASE + "  - {name: 'amount [EUR]', kind: numeric}\n",
+         "feature 'amount [EUR]': LightGBM cannot store a feature name with [ ] in it"),
+        (BASE + "  - {name: 'debt: income', kind: numeric}\n", "with : in it"),
+        # YAML types unquoted tokens: the message said only "Input should be a valid string".
+        ("name: t\nid: id\ntarget: y\ntrue_values: [Y, yes]\nfeatures:\n  - {name: a, kind: boolean}\n",
+         "true_values.1: Input should be a valid string (YAML read it as the bool True: unquoted, yes/no/on/off/true/"
+         "false are booleans"),
+        ("name: t\nid: id\ntarget: y\nmissing_values: [NA, -999]\nfeatures:\n  - {name: a, kind: numeric}\n",
+         "YAML read it as the int -999"),
+        ("name: t\nid: id\ntarget: y\nseparator: \\t\nfeatures:\n  - {name: a, kind: numeric}\n",
+         'a tab is "\\t" in double quotes'),
     ],
 )
 def test_bad_specs_are_refused_with_the_reason(tmp_path, text, needle):
@@ -87,6 +101,7 @@ def test_bad_specs_are_refused_with_the_reason(tmp_path, text, needle):
         load_spec(path)
     assert needle in str(err.value)
     assert str(path) in str(err.value)
+    assert "Tuple should have at least 1 item" not in str(err.value)  # pydantic's echo of a failed feature
 
 
 def test_missing_spec_file(tmp_path):
