@@ -14,6 +14,7 @@ Line numbers count the header as line 1, so "line 5" is what an editor shows.
 from __future__ import annotations
 
 import csv
+import difflib
 import io
 import warnings
 from collections.abc import Iterator
@@ -187,12 +188,11 @@ def check_columns(
     missing = [c for c in wanted if c not in header]
     if missing:
         shown = missing if len(missing) <= 8 else missing[:8] + [f"... {len(missing) - 8} more"]
-        raise DataError(
-            f"missing columns {shown}; the header has {len(header)} columns "
-            f"(is the separator {spec_separator_name(spec)} right?)",
-            path=path,
-            line=1,
-        )
+        near = _near_misses(missing, [h for h in header if h not in spec.columns])
+        why = (f"near misses: {', '.join(f'{c!r} is {h!r}' for c, h in near.items())}" if near
+               else f"is the separator {spec_separator_name(spec)} right?")
+        raise DataError(f"missing columns {shown}; the header has {len(header)} columns ({why})",
+                        path=path, line=1)
     extra = [c for c in header if c not in spec.columns]
     if extra:
         warnings.warn(
@@ -201,6 +201,18 @@ def check_columns(
             stacklevel=3,
         )
     return [c for c in spec.columns if c in header]
+
+
+def _near_misses(missing: list[str], others: list[str]) -> dict[str, str]:
+    """Header names that are probably the missing columns: the same but for spaces and case, or
+    nearly the same spelling."""
+    near = {}
+    for column in missing:
+        same = [h for h in others if h.strip().casefold() == column.strip().casefold()]
+        close = same or difflib.get_close_matches(column, others, n=1, cutoff=0.8)
+        if close:
+            near[column] = close[0]
+    return near
 
 
 def spec_separator_name(spec: DatasetSpec) -> str:

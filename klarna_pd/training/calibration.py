@@ -40,14 +40,17 @@ def choose(margin: np.ndarray, y: np.ndarray, *, seed: int = 0, folds: int = 5) 
         margin: out-of-fold raw margins of the booster.
         y: the outcomes.
         seed: seed of the inner folds.
-        folds: inner folds used to compare the methods.
+        folds: inner folds used to compare the methods (fewer when the rarer outcome has fewer rows).
 
     Returns:
         The chosen calibrator fitted on all rows, and the comparison (cross-validated log loss,
-        Brier and ECE of each method, and which was chosen).
+        Brier and ECE of each method, which was chosen, and the inner folds).
     """
     margin = np.asarray(margin, dtype=float)
     y = np.asarray(y, dtype=float)
+    # No more folds than rows of the rarer outcome (training needs at least 2 of each): a file with
+    # 3 defaults printed scikit-learn's warning about its least populated class.
+    folds = max(2, min(folds, int(min(y.sum(), len(y) - y.sum()))))
     scores: dict[str, dict[str, float]] = {}
     for name, fit in FITTERS.items():
         pred = np.empty_like(margin)
@@ -55,4 +58,4 @@ def choose(margin: np.ndarray, y: np.ndarray, *, seed: int = 0, folds: int = 5) 
             pred[va] = fit(margin[tr], y[tr]).transform(margin[va])
         scores[name] = {"log_loss": metrics.log_loss(y, pred), "brier": metrics.brier(y, pred), "ece": metrics.ece(y, pred)}
     chosen = min(scores, key=lambda k: (scores[k]["log_loss"], scores[k]["brier"]))
-    return FITTERS[chosen](margin, y), {"chosen": chosen, "cross_validated": scores}
+    return FITTERS[chosen](margin, y), {"chosen": chosen, "cross_validated": scores, "folds": folds}

@@ -132,6 +132,7 @@ def evaluate(result: TrainResult, *, true_pd: tuple[np.ndarray, np.ndarray] | No
         "calibration": {
             "method": result.calibration["chosen"],
             "methods_cross_validated": result.calibration["cross_validated"],
+            "comparison_folds": result.calibration["folds"],
             "before": {k: before[k] for k in ("brier", "log_loss", "ece")},
             "after": {k: after[k] for k in ("brier", "log_loss", "ece")},
             "table_before": metrics.calibration_table(y, uncalibrated, by=result.oof_pd),

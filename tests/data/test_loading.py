@@ -163,6 +163,11 @@ CASES = {
                                  3, None, "expected 43 fields, got 42"),
     "missing column": (lambda L, s: [";".join(x.split(";")[:-1]) for x in L[:3]],
                        1, None, "missing columns ['worst_status_active_inv']"),
+    # An export with stray spaces or another case in its header said only "is the separator right?".
+    "header names a little off": (
+        lambda L, s: [L[0].replace("default", "Default").replace(";age;", "; age;"), *L[1:3]], 1, None,
+        "missing columns ['default', 'age']; the header has 43 columns (near misses: 'default' is 'Default', "
+        "'age' is ' age')"),
     "header only": (lambda L, s: [L[0]], None, None, "header but no rows"),
     "wrong separator": (lambda L, s: [x.replace(";", ",") for x in L[:3]],
                         1, None, "expected ';'-separated columns, the file looks ','-separated"),

@@ -208,6 +208,20 @@ def test_a_target_coded_the_other_way_round_is_named(synthetic_small, klarna_spe
     assert len(flipped) == 1 and flipped[0].startswith("WARNING: ") and "are defaults: is 'default' coded" in flipped[0]
 
 
+def test_a_file_with_three_defaults_trains_without_library_warnings(synthetic_small, klarna_spec, tmp_path, recwarn):
+    """Calibration compared its methods on 5 folds whatever the defaults: with 3, scikit-learn's
+    warning about the least populated class reached the user's terminal, twice."""
+    frame = pd.read_csv(synthetic_small, sep=";", dtype=str, keep_default_na=False)
+    defaults = frame.index[frame["default"] == "1"][:3]
+    frame = pd.concat([frame.loc[defaults], frame[frame["default"] == "0"].head(600)])
+    data = tmp_path / "three.csv"
+    frame.to_csv(data, sep=";", index=False)
+    summary = run(data, klarna_spec, tmp_path / "out", TrainConfig(folds=2), store=False, log=lambda *_: None)
+    assert summary.metrics["calibration"]["comparison_folds"] == 3
+    assert "a further 3-fold cross-validation" in (tmp_path / "out" / "report.md").read_text()
+    assert not [w for w in recwarn if "least populated class" in str(w.message)]
+
+
 @pytest.mark.parametrize("where, needle", [
     ("a-file", "expected a directory for the outputs, got a file"),
     ("holds-a-directory", "expected to write the file report.md here, found a directory of that name"),

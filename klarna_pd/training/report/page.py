@@ -72,7 +72,9 @@ def _validation(r: ReportData) -> list[str]:
         "## Validation",
         f"Stratified {len(r.m['fold_auc'])}-fold cross-validation, early stopping inside each fold; every row's "
         "out-of-fold (OOF) PD comes from the one model that did not see it, and every figure here uses these. "
-        "Platt and isotonic calibration compared by a further 5-fold cross-validation (log loss "
+        # Models trained before the fold count was recorded compared with 5.
+        f"Platt and isotonic calibration compared by a further {cal.get('comparison_folds', 5)}-fold "
+        "cross-validation (log loss "
         + ", ".join(f"{k} {v['log_loss']:.5f}" for k, v in cal["methods_cross_validated"].items())
         + "). " + _served(r.m),
         "",
