@@ -146,6 +146,16 @@ def all_missing(values: np.ndarray) -> bool:
     return bool(np.isnan(values).all())
 
 
+def constant(values: np.ndarray) -> bool:
+    """Whether a feature column holds one value in every row, none missing (nothing to split on;
+    one value and missing ones still split on being missing)."""
+    if len(values) == 0:
+        return False
+    if values.dtype == object:
+        return not np.equal(values, None).any() and bool((values == values[0]).all())
+    return not np.isnan(values).any() and bool((values == values[0]).all())
+
+
 def predictions_csv(result: TrainResult, separator: str) -> str:
     """``<id><sep>pd`` lines for the unlabelled rows, PDs at full (round-trip) precision."""
     buf = io.StringIO()
@@ -232,6 +242,10 @@ def run(
     empty = [name for name in spec.feature_names if all_missing(labelled.column(name))]
     if empty:
         log(f"WARNING: {len(empty)} feature(s) missing in every labelled row, the model cannot use them: {', '.join(empty)}")
+    same = [name for name in spec.feature_names if constant(labelled.column(name))]
+    if same:
+        log(f"WARNING: {len(same)} feature(s) with the same value in every labelled row, the model cannot use "
+            f"them: {', '.join(same)}")
     spelled_apart = spelled_apart_in(labelled)
     for line in spelled_apart:
         log(f"WARNING: {line}")
@@ -252,6 +266,7 @@ def run(
         "synthetic": synthetic,
         "synthetic_record": None if record is None else {"path": str(record_path(data)), "rows": record.rows, "seed": record.seed},
         "all_missing_features": empty,
+        "constant_features": same,
         "levels_spelled_apart": spelled_apart,
         "levels_without_a_code_in_rows_to_score": scored.to_dict(),
     }

@@ -193,17 +193,22 @@ def test_a_feature_missing_everywhere_trains_with_a_warning_on_record(synthetic_
     assert "WARNING: 1 feature(s) missing in every labelled row, the model cannot use them: age" in proc.stdout + proc.stderr
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["input"]["all_missing_features"] == ["age"]
+    assert metrics["input"]["constant_features"] == []  # missing everywhere is said once, as missing
     assert "**Missing in every labelled row**: `age`" in (out / "report.md").read_text()
 
 
-def test_a_target_coded_the_other_way_round_is_named(synthetic_small, klarna_spec, tmp_path):
-    """A file with 1 for good (German credit's coding) trained without a word and served P(repaid) as PDs."""
+def test_a_flipped_target_and_constant_columns_are_named(synthetic_small, klarna_spec, tmp_path):
+    """A file with 1 for good (German credit's coding) trained without a word and served P(repaid) as
+    PDs; a column of one value (a broken extract) was not mentioned either."""
     frame = pd.read_csv(synthetic_small, sep=";", dtype=str, keep_default_na=False).head(2_000)
     frame["default"] = frame["default"].map({"0": "1", "1": "0"}).fillna(frame["default"])
+    frame["has_paid"], frame["merchant_group"] = "True", "Entertainment"  # and two columns of one value
     data = tmp_path / "flipped.csv"
     frame.to_csv(data, sep=";", index=False)
     said: list[str] = []
     run(data, klarna_spec, tmp_path / "out", TrainConfig(folds=2), store=False, log=said.append)
+    assert ("WARNING: 2 feature(s) with the same value in every labelled row, the model cannot use them: "
+            "merchant_group, has_paid") in said
     flipped = [line for line in said if "coded the other way round" in line]
     assert len(flipped) == 1 and flipped[0].startswith("WARNING: ") and "are defaults: is 'default' coded" in flipped[0]
 
