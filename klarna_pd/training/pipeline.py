@@ -244,8 +244,8 @@ def run(
         log(f"WARNING: {len(empty)} feature(s) missing in every labelled row, the model cannot use them: {', '.join(empty)}")
     same = [name for name in spec.feature_names if constant(labelled.column(name))]
     if same:
-        log(f"WARNING: {len(same)} feature(s) with the same value in every labelled row, the model cannot use "
-            f"them: {', '.join(same)}")
+        log(f"WARNING: {len(same)} feature(s) with the same value in every labelled row, the model cannot "
+            f"use them: {', '.join(same)}")
     spelled_apart = spelled_apart_in(labelled)
     for line in spelled_apart:
         log(f"WARNING: {line}")
