@@ -146,6 +146,18 @@ def all_missing(values: np.ndarray) -> bool:
     return bool(np.isnan(values).all())
 
 
+def looks_grouped(values: np.ndarray, *, least: int = 20) -> bool:
+    """Whether a numeric column looks read from text with thousands separators taken as decimal
+    points ("2.006" for 2,006, as a German export writes it): every value with a fraction is at
+    least 1 and has three decimals, and there are ``least`` of them."""
+    x = values[~np.isnan(values)]
+    fractional = x[x != np.floor(x)]
+    if len(fractional) < least or (np.abs(fractional) < 1).any():
+        return False
+    thousandths = fractional * 1000
+    return bool((np.abs(thousandths - np.round(thousandths)) <= 1e-6 * np.abs(thousandths)).all())
+
+
 def constant(values: np.ndarray) -> bool:
     """Whether a feature column holds one value in every row, none missing (nothing to split on;
     one value and missing ones still split on being missing)."""
@@ -242,6 +254,13 @@ def run(
     empty = [name for name in spec.feature_names if all_missing(labelled.column(name))]
     if empty:
         log(f"WARNING: {len(empty)} feature(s) missing in every labelled row, the model cannot use them: {', '.join(empty)}")
+    grouped = [f.name for f in spec.features
+               if f.kind == "numeric" and looks_grouped(labelled.column(f.name))]
+    if grouped:
+        # The reader takes "." as the decimal point: 2.006 (two thousand and six) became 2.006.
+        log(f"WARNING: every fractional value of {', '.join(grouped)} has three decimals (as 2.006): "
+            "thousands separators read as decimal points? Numbers must be written without grouping, "
+            "'.' for the decimals")
     same = [name for name in spec.feature_names if constant(labelled.column(name))]
     if same:
         log(f"WARNING: {len(same)} feature(s) with the same value in every labelled row, the model cannot "
@@ -267,6 +286,7 @@ def run(
         "synthetic_record": None if record is None else {"path": str(record_path(data)), "rows": record.rows, "seed": record.seed},
         "all_missing_features": empty,
         "constant_features": same,
+        "features_with_grouped_thousands": grouped,
         "levels_spelled_apart": spelled_apart,
         "levels_without_a_code_in_rows_to_score": scored.to_dict(),
     }
