@@ -40,7 +40,7 @@ from .ids import FORMULA_START, IdLedger, screen, screen_ids
 
 if TYPE_CHECKING:
     from pyspark.accumulators import Accumulator
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import Column, DataFrame, SparkSession
 
 CORRUPT = "_corrupt_record"
 _models: dict[tuple[str, bool], PDModel] = {}
@@ -94,6 +94,14 @@ def level_counter(spark: SparkSession) -> Accumulator:
     return spark.sparkContext.accumulator({}, Param())
 
 
+def column(name: str) -> Column:
+    """A column by its name as the file or spec spells it: quoted, since Spark reads ``ratio.x`` in a
+    name as the field ``x`` of a struct ``ratio`` (a spec's dotted feature name failed to resolve)."""
+    from pyspark.sql import functions as F
+
+    return F.col("`" + name.replace("`", "``") + "`")
+
+
 def read_text(spark: SparkSession, path: str, spec: DatasetSpec) -> DataFrame:
     """The file's columns as text (Parquet: as stored), malformed CSV rows kept in ``_corrupt_record``."""
     from pyspark.sql.types import StringType, StructField, StructType
@@ -115,7 +123,7 @@ def read_text(spark: SparkSession, path: str, spec: DatasetSpec) -> DataFrame:
             .csv(path)
         )
     present = check_columns([c for c in df.columns if c != CORRUPT], spec, Path(path), require_target=False)
-    return df.select(*present, *([CORRUPT] if CORRUPT in df.columns else []))
+    return df.select(*map(column, present), *([CORRUPT] if CORRUPT in df.columns else []))
 
 
 def count_rows(spark: SparkSession, path: str) -> int:
@@ -164,6 +172,7 @@ def score_dataframe(
         model = _executor_model(SparkFiles.get(name), trust_wire, compiled_trees)
         tally = UncodedLevels(model.encoder) if levels is not None else None
         for pdf in batches:
+            pdf.columns = cols  # the file's names back (see the select below)
             corrupt = pdf.pop(CORRUPT) if CORRUPT in pdf.columns else pd.Series([None] * len(pdf))
             malformed = corrupt.notna().to_numpy()
             # Missing-value tokens, text columns and value checks: the local reader's own rules.
@@ -196,7 +205,9 @@ def score_dataframe(
             levels.add(tally.state())
 
     cols = [c for c in df.columns if c in features or c in (spec.id, spec.target, CORRUPT)]
-    return df.select(*cols).mapInPandas(
+    # Plain names for mapInPandas, which looks its input columns up by name unquoted: a dotted
+    # feature name (ratio.x) failed to resolve there.
+    return df.select(*(column(c).alias(f"c{i}") for i, c in enumerate(cols))).mapInPandas(
         score, schema=f"`{id_name}` string, pd double, `column` string, reason string"
     )
 
@@ -292,7 +303,7 @@ def _write_with_spark(spark, model_dir, spec: DatasetSpec, input_path: str, outp
         if strict and n_bad:
             first = bad.first()
             raise DataError(first["reason"], path=input_path, column=first["column"])
-        good = scored.filter(F.col("reason").isNull()).select(spec.id, "pd")
+        good = scored.filter(F.col("reason").isNull()).select(column(spec.id), "pd")
         n_good = good.count()
         check_rows(rows_in, n_good, n_bad)
         writer = good.write.mode("overwrite")
@@ -305,7 +316,8 @@ def _write_with_spark(spark, model_dir, spec: DatasetSpec, input_path: str, outp
             rejects = output.rstrip("/") + "_rejects"
             # The rejects are for people: a cell a spreadsheet would run gets a ' in front.
             formula = "^[" + "".join("\\" + c for c in FORMULA_START) + "\\t\\r]"
-            shown_id = F.when(F.col(spec.id).rlike(formula), F.concat(F.lit("'"), F.col(spec.id))).otherwise(F.col(spec.id))
+            ident = column(spec.id)
+            shown_id = F.when(ident.rlike(formula), F.concat(F.lit("'"), ident)).otherwise(ident)
             bad.select(shown_id.alias(spec.id), "column", "reason").write.mode("overwrite").option(
                 "sep", spec.separator).option("header", True).option("escape", '"').csv(rejects)
     finally:

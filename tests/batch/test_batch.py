@@ -241,6 +241,36 @@ def test_spark_gives_the_same_pds_to_the_last_digit(spark, small_trained, small_
     assert set(rejects["column"]) == {"age", "<row>"}
 
 
+def test_spark_scores_a_spec_whose_names_have_dots_and_spaces(spark, bentoml_home, tmp_path):
+    """A user's spec with `ratio.x` (and `grade z`, an id `app.id`): Spark read the dot as a struct's
+    field and the run ended in an AnalysisException traceback; the local engine scored it."""
+    import bentoml
+
+    from klarna_pd.batch.spark import score_file_spark
+    from klarna_pd.spec import DatasetSpec
+    from klarna_pd.store.local import load_model
+    from klarna_pd.training import TrainConfig
+    from klarna_pd.training.pipeline import run
+
+    rng = np.random.default_rng(0)
+    n = 1_500
+    x = rng.normal(size=n)
+    target = (rng.random(n) < 1 / (1 + np.exp(3 - 1.5 * x))).astype(int).astype(str).astype(object)
+    target[:200] = ""
+    src = tmp_path / "dots.csv"
+    pd.DataFrame({"app.id": [f"r{i}" for i in range(n)], "bad": target, "ratio.x": np.round(x, 4),
+                  "grade z": rng.integers(0, 5, n), "shop.kind": rng.choice(["a", "b", "c"], n)}).to_csv(src, index=False)
+    spec = DatasetSpec.model_validate({"name": "dots", "id": "app.id", "target": "bad", "features": [
+        {"name": "ratio.x", "kind": "numeric"}, {"name": "grade z", "kind": "ordinal"},
+        {"name": "shop.kind", "kind": "categorical"}]})
+    tag = run(src, spec, tmp_path / "out", TrainConfig(folds=2), model_name="dots-pd", log=lambda *_: None).model_tag
+    score_file(load_model(tag), src, tmp_path / "local.csv", progress=False)
+    remote = score_file_spark(bentoml.models.get(tag).path, spec, str(src), tmp_path / "spark.csv")
+    assert remote.rows_scored == n
+    assert (tmp_path / "spark.csv").read_bytes() == (tmp_path / "local.csv").read_bytes()
+    assert (tmp_path / "spark.csv").read_text().startswith("app.id,pd\n")
+
+
 def test_spark_counts_the_levels_the_model_has_no_code_for_as_the_local_engine_does(
         spark, small_trained, small_model, synthetic_small, tmp_path):
     import bentoml
