@@ -93,12 +93,18 @@ class DatasetSpec(BaseModel):
     id: str = Field(min_length=1)
     """Column that identifies a row (an applicant or purchase); unique per file."""
     target: str = Field(min_length=1)
-    """Column holding 1 for default, 0 for no default, missing for rows to score."""
+    """Column holding 1 for default, 0 for no default, missing for rows to score (or the texts of
+    ``default_values`` and ``repaid_values``)."""
     features: tuple[Feature, ...] = Field(min_length=1)
     separator: str = Field(default=",", min_length=1, max_length=1)
     missing_values: tuple[str, ...] = ("NA", "")
     true_values: tuple[str, ...] = ("TRUE", "True", "true", "1")
     false_values: tuple[str, ...] = ("FALSE", "False", "false", "0")
+    default_values: tuple[str, ...] | None = None
+    """The target's texts that mean default (``Charged Off``, ``bad``, German credit's ``2``), given
+    with ``repaid_values``: the target is then read as text, these for 1 and those for 0."""
+    repaid_values: tuple[str, ...] | None = None
+    """The target's texts that mean no default (``Fully Paid``, ``good``, ``1``)."""
     description: str = ""
 
     @model_validator(mode="after")
@@ -119,7 +125,24 @@ class DatasetSpec(BaseModel):
         clash = set(self.true_values) & set(self.false_values)
         if clash:
             raise ValueError(f"tokens {sorted(clash)} are both true and false values")
+        if (self.default_values is None) != (self.repaid_values is None):
+            raise ValueError("default_values and repaid_values go together: the target's texts for default and "
+                             "for no default")
+        if self.default_values is not None:
+            for key, values in (("default_values", self.default_values), ("repaid_values", self.repaid_values)):
+                if not values:
+                    raise ValueError(f"{key} is empty: name at least one text of the target")
+            for other, tokens in (("repaid_values", self.repaid_values), ("missing_values", self.missing_values)):
+                both = sorted(set(self.default_values) & set(tokens))
+                both += sorted(set(self.repaid_values) & set(tokens)) if other == "missing_values" else []
+                if both:
+                    raise ValueError(f"target texts {both} are in default_values or repaid_values and in {other}")
         return self
+
+    @property
+    def target_texts(self) -> bool:
+        """Whether the target is read as texts (``default_values``/``repaid_values``), not 0 and 1."""
+        return self.default_values is not None
 
     # Derived lists are cached on the (immutable) spec: the request path reads them per request.
     def model_copy(self, *, update=None, deep: bool = False) -> DatasetSpec:

@@ -39,7 +39,7 @@ def _csv_options(
     if typed:
         kind_of = {f.name: f.kind for f in spec.features}
         for c in present:
-            if kind_of.get(c) in ("numeric", "ordinal") or c == spec.target:
+            if kind_of.get(c) in ("numeric", "ordinal") or (c == spec.target and not spec.target_texts):
                 types[c] = pa.float64()
             elif kind_of.get(c) == "boolean":
                 types[c] = pa.bool_()

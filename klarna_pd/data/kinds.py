@@ -301,6 +301,8 @@ def arrow_target(arr: pa.Array, spec: DatasetSpec) -> tuple[np.ndarray, np.ndarr
     """The target column as float64 1.0 / 0.0 / NaN, and a mask of values that are none of them."""
     import pyarrow as pa
 
+    if spec.target_texts and not pa.types.is_null(arr.type):
+        return _target_from_texts(arr if _is_text(arr.type) else arr.cast(pa.string()), spec)
     if _is_text(arr.type):
         arr = _missing_to_null(arr, spec)
         values, bad = _text_numbers(arr)
@@ -313,5 +315,24 @@ def arrow_target(arr: pa.Array, spec: DatasetSpec) -> tuple[np.ndarray, np.ndarr
     return values, bad
 
 
+def _target_from_texts(arr: pa.Array, spec: DatasetSpec) -> tuple[np.ndarray, np.ndarray]:
+    """The spec's default and repaid texts as 1.0 and 0.0 (spaces and tabs around them ignored, as
+    around numbers), missing ones NaN; a mask of texts that are none of them."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arr = pc.utf8_trim(_missing_to_null(arr, spec), characters=" \t")
+    is_default = pc.is_in(arr, value_set=pa.array(list(spec.default_values), type=arr.type))
+    is_repaid = pc.is_in(arr, value_set=pa.array(list(spec.repaid_values), type=arr.type))
+    is_default, is_repaid = (m.to_numpy(zero_copy_only=False) for m in (is_default, is_repaid))
+    present = arr.is_valid().to_numpy(zero_copy_only=False)
+    values = np.where(is_default, 1.0, np.where(is_repaid, 0.0, np.nan))
+    return values, present & ~(is_default | is_repaid)
+
+
 def target_expected(spec: DatasetSpec) -> str:
-    return f"expected 0, 1 or missing ({'/'.join(repr(m) for m in spec.missing_values)})"
+    missing = f"missing ({'/'.join(repr(m) for m in spec.missing_values)})"
+    if spec.target_texts:
+        return (f"expected one of {list(spec.default_values)} (default), {list(spec.repaid_values)} (repaid) "
+                f"or {missing}")
+    return f"expected 0, 1 or {missing}"

@@ -288,3 +288,47 @@ def test_spaces_around_a_number_read_the_same_whatever_else_is_in_the_block(good
     pq.write_table(as_text.set_column(age, "age", pa.array([" 28", *as_text["age"].to_pylist()[1:]])),
                    tmp_path / "d.parquet")
     assert read_dataset(tmp_path / "d.parquet", klarna_spec).frame["age"].iloc[0] == 28.0
+
+
+# -- a target given as texts (default_values / repaid_values) --------------------------------------
+
+TEXT_TARGET = {"name": "loans", "id": "id", "target": "loan_status", "features": [{"name": "x", "kind": "numeric"}],
+               "default_values": ["Charged Off", "Default"], "repaid_values": ["Fully Paid"]}
+
+
+def test_a_target_given_as_texts_reads_as_1_0_and_missing(tmp_path):
+    """Lending Club's loan_status, German credit's 1/2: every such file had to be rewritten to 0/1 first."""
+    from klarna_pd.spec import DatasetSpec
+
+    spec = DatasetSpec.model_validate(TEXT_TARGET)
+    path = tmp_path / "loans.csv"
+    path.write_text("id,loan_status,x\na,Charged Off,1\nb,Fully Paid,2\nc,,3\nd, Default ,4\ne,NA,5\n")
+    ds = read_dataset(path, spec)
+    assert list(ds.batch.target[:2]) == [1.0, 0.0] and np.isnan(ds.batch.target[[2, 4]]).all()
+    assert ds.batch.target[3] == 1.0 and list(ds.is_labelled) == [True, True, False, True, False]
+    pq.write_table(pa.table({"id": ["a", "b", "c"], "loan_status": [2, 1, None], "x": [1.0, 2.0, 3.0]}),
+                   tmp_path / "german.parquet")
+    german = DatasetSpec.model_validate({**TEXT_TARGET, "default_values": ["2"], "repaid_values": ["1"]})
+    assert read_dataset(tmp_path / "german.parquet", german).batch.target[:2].tolist() == [1.0, 0.0]
+    path.write_text("id,loan_status,x\na,Charged Off,1\nb,Current,2\n")
+    with pytest.raises(DataError) as err:
+        read_dataset(path, spec)
+    assert ("expected one of ['Charged Off', 'Default'] (default), ['Fully Paid'] (repaid) or missing ('NA'/''), "
+            "got 'Current'") in str(err.value)
+    assert err.value.line == 3 and err.value.column == "loan_status"
+
+
+@pytest.mark.parametrize("change, needle", [
+    ({"repaid_values": None}, "default_values and repaid_values go together"),
+    ({"repaid_values": []}, "repaid_values is empty"),
+    ({"repaid_values": ["Default"]}, "target texts ['Default'] are in default_values or repaid_values and in repaid_values"),
+    ({"missing_values": ["NA", "Fully Paid"]}, "target texts ['Fully Paid'] are in default_values or repaid_values and in "
+                                               "missing_values"),
+])
+def test_target_texts_that_cannot_work_are_refused(change, needle):
+    from klarna_pd.errors import SpecError
+    from klarna_pd.spec import _validate
+
+    with pytest.raises(SpecError, match=None) as err:
+        _validate({**TEXT_TARGET, **change}, "loans.yaml")
+    assert needle in str(err.value)

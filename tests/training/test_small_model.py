@@ -218,6 +218,24 @@ def test_a_flipped_target_constant_columns_and_grouped_thousands_are_named(synth
             "thousands separators read as decimal points?") in "\n".join(said)
 
 
+def test_a_target_given_as_texts_trains_the_same_model_as_0_and_1(synthetic_small, klarna_spec, tmp_path):
+    """default_values/repaid_values (Lending Club's loan_status): the same rows coded as texts give the
+    same predictions to the last digit, and the stored model's spec keeps the texts."""
+    from klarna_pd.spec import DatasetSpec
+
+    frame = pd.read_csv(synthetic_small, sep=";", dtype=str, keep_default_na=False).head(2_000)
+    frame.to_csv(tmp_path / "coded.csv", sep=";", index=False)
+    frame["default"] = frame["default"].map({"1": "Charged Off", "0": "Fully Paid", "NA": "NA"})
+    frame.to_csv(tmp_path / "texts.csv", sep=";", index=False)
+    texts = DatasetSpec.model_validate({**klarna_spec.to_dict(), "default_values": ["Charged Off"],
+                                        "repaid_values": ["Fully Paid"]})
+    run(tmp_path / "coded.csv", klarna_spec, tmp_path / "a", TrainConfig(folds=2), store=False, log=lambda *_: None)
+    summary = run(tmp_path / "texts.csv", texts, tmp_path / "b", TrainConfig(folds=2), model_name="loans-pd",
+                  log=lambda *_: None)
+    assert (tmp_path / "b" / "predictions.csv").read_bytes() == (tmp_path / "a" / "predictions.csv").read_bytes()
+    assert load_model(summary.model_tag).spec.default_values == ("Charged Off",)
+
+
 def test_a_file_with_three_defaults_trains_without_library_warnings(synthetic_small, klarna_spec, tmp_path, recwarn):
     """Calibration compared its methods on 5 folds whatever the defaults: with 3, scikit-learn's
     warning about the least populated class reached the user's terminal, twice."""
