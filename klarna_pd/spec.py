@@ -126,17 +126,19 @@ class DatasetSpec(BaseModel):
         if clash:
             raise ValueError(f"tokens {sorted(clash)} are both true and false values")
         if (self.default_values is None) != (self.repaid_values is None):
-            raise ValueError("default_values and repaid_values go together: the target's texts for default and "
-                             "for no default")
+            raise ValueError("default_values and repaid_values go together: the target's texts for "
+                             "default and for no default")
         if self.default_values is not None:
-            for key, values in (("default_values", self.default_values), ("repaid_values", self.repaid_values)):
-                if not values:
+            texts = {"default_values": self.default_values, "repaid_values": self.repaid_values,
+                     "missing_values": self.missing_values}
+            for key in ("default_values", "repaid_values"):
+                if not texts[key]:
                     raise ValueError(f"{key} is empty: name at least one text of the target")
-            for other, tokens in (("repaid_values", self.repaid_values), ("missing_values", self.missing_values)):
-                both = sorted(set(self.default_values) & set(tokens))
-                both += sorted(set(self.repaid_values) & set(tokens)) if other == "missing_values" else []
+            for a, b in (("default_values", "repaid_values"), ("default_values", "missing_values"),
+                         ("repaid_values", "missing_values")):
+                both = sorted(set(texts[a]) & set(texts[b]))
                 if both:
-                    raise ValueError(f"target texts {both} are in default_values or repaid_values and in {other}")
+                    raise ValueError(f"texts {both} are in both {a} and {b}")
         return self
 
     @property

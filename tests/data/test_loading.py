@@ -292,7 +292,8 @@ def test_spaces_around_a_number_read_the_same_whatever_else_is_in_the_block(good
 
 # -- a target given as texts (default_values / repaid_values) --------------------------------------
 
-TEXT_TARGET = {"name": "loans", "id": "id", "target": "loan_status", "features": [{"name": "x", "kind": "numeric"}],
+TEXT_TARGET = {"name": "loans", "id": "id", "target": "loan_status",
+               "features": [{"name": "x", "kind": "numeric"}],
                "default_values": ["Charged Off", "Default"], "repaid_values": ["Fully Paid"]}
 
 
@@ -313,17 +314,17 @@ def test_a_target_given_as_texts_reads_as_1_0_and_missing(tmp_path):
     path.write_text("id,loan_status,x\na,Charged Off,1\nb,Current,2\n")
     with pytest.raises(DataError) as err:
         read_dataset(path, spec)
-    assert ("expected one of ['Charged Off', 'Default'] (default), ['Fully Paid'] (repaid) or missing ('NA'/''), "
-            "got 'Current'") in str(err.value)
+    assert ("expected one of ['Charged Off', 'Default'] (default), ['Fully Paid'] (repaid) or missing "
+            "('NA'/''), got 'Current'") in str(err.value)
     assert err.value.line == 3 and err.value.column == "loan_status"
 
 
 @pytest.mark.parametrize("change, needle", [
     ({"repaid_values": None}, "default_values and repaid_values go together"),
     ({"repaid_values": []}, "repaid_values is empty"),
-    ({"repaid_values": ["Default"]}, "target texts ['Default'] are in default_values or repaid_values and in repaid_values"),
-    ({"missing_values": ["NA", "Fully Paid"]}, "target texts ['Fully Paid'] are in default_values or repaid_values and in "
-                                               "missing_values"),
+    ({"repaid_values": ["Default"]}, "texts ['Default'] are in both default_values and repaid_values"),
+    ({"missing_values": ["NA", "Fully Paid"]},
+     "texts ['Fully Paid'] are in both repaid_values and missing_values"),
 ])
 def test_target_texts_that_cannot_work_are_refused(change, needle):
     from klarna_pd.errors import SpecError
