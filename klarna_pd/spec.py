@@ -69,10 +69,11 @@ class Feature(BaseModel):
             # LightGBM aborts the whole process (a C++ fatal error) on such a constraint.
             raise ValueError(f"feature {self.name!r}: monotone applies to features with an order (numeric, "
                              "ordinal, boolean), not to a categorical one")
-        refused = sorted(LIGHTGBM_REFUSED.intersection(self.name))
+        refused = sorted(LIGHTGBM_REFUSED.union("\n\r").intersection(self.name))
         if refused:
-            raise ValueError(f"feature {self.name!r}: LightGBM cannot store a feature name with "
-                             f"{' '.join(refused)} in it (any of {' '.join(sorted(LIGHTGBM_REFUSED))}); rename the "
+            shown = " ".join(repr(c)[1:-1] for c in refused)
+            raise ValueError(f"feature {self.name!r}: LightGBM cannot store a feature name with {shown} in "
+                             f"it (any of {' '.join(sorted(LIGHTGBM_REFUSED))}, or a line break); rename the "
                              "column in the file's header and the spec")
         if (self.min is not None or self.max is not None) and self.kind not in ("numeric", "ordinal"):
             raise ValueError(f"feature {self.name!r}: min/max apply to numeric and ordinal features, not {self.kind}")
@@ -114,6 +115,12 @@ class DatasetSpec(BaseModel):
         dupes = sorted({n for n in names if n in seen or seen.add(n)})
         if dupes:
             raise ValueError(f"feature names must be unique, repeated: {dupes}")
+        by_lightgbm: dict[str, str] = {}
+        for name in names:  # LightGBM writes a space in a feature name as _
+            other = by_lightgbm.setdefault(name.replace(" ", "_"), name)
+            if other != name:
+                raise ValueError(f"features {other!r} and {name!r} are one name to LightGBM, which writes "
+                                 "spaces as _: rename one")
         for col in (self.id, self.target):
             if col in seen:
                 raise ValueError(f"column {col!r} is both a feature and the id/target column")
@@ -134,6 +141,10 @@ class DatasetSpec(BaseModel):
             for key in ("default_values", "repaid_values"):
                 if not texts[key]:
                     raise ValueError(f"{key} is empty: name at least one text of the target")
+                spaced = [t for t in texts[key] if t != t.strip(" \t")]
+                if spaced:
+                    raise ValueError(f"{key} {spaced}: spaces around a text never match, the target's "
+                                     "texts are read without them")
             for a, b in (("default_values", "repaid_values"), ("default_values", "missing_values"),
                          ("repaid_values", "missing_values")):
                 both = sorted(set(texts[a]) & set(texts[b]))

@@ -204,11 +204,12 @@ def score_dataframe(
         if tally is not None and tally.counts:
             levels.add(tally.state())
 
-    cols = [c for c in df.columns if c in features or c in (spec.id, spec.target, CORRUPT)]
+    # The target, if the DataFrame has it, is not read: rows are here to be scored.
+    cols = [c for c in df.columns if c in features or c in (spec.id, CORRUPT)]
     # Plain names for mapInPandas, which looks its input columns up by name unquoted: a dotted
     # feature name (ratio.x) failed to resolve there.
     return df.select(*(column(c).alias(f"c{i}") for i, c in enumerate(cols))).mapInPandas(
-        score, schema=f"`{id_name}` string, pd double, `column` string, reason string"
+        score, schema=f"`{id_name.replace('`', '``')}` string, pd double, `column` string, reason string"
     )
 
 

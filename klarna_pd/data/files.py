@@ -177,9 +177,11 @@ def _csv_header(path: Path, spec: DatasetSpec) -> list[str]:
 def check_columns(
     header: list[str], spec: DatasetSpec, path: Path, *, require_target: bool
 ) -> list[str]:
-    """The spec's columns present in a file's header, after checking none is missing or repeated.
+    """The spec's columns to read from a file's header, after checking none is missing or repeated.
 
-    Columns the spec does not name are ignored with a :class:`DataWarning`.
+    Columns the spec does not name are ignored with a :class:`DataWarning`. A file to score
+    (``require_target`` False) may carry the target column: it is not read, so no outcome text
+    (a Lending Club "Current") refuses a row that is there to be scored.
     """
     wanted = spec.columns if require_target else [c for c in spec.columns if c != spec.target]
     repeated = sorted({c for c in header if header.count(c) > 1})
@@ -189,7 +191,7 @@ def check_columns(
     if missing:
         shown = missing if len(missing) <= 8 else missing[:8] + [f"... {len(missing) - 8} more"]
         near = _near_misses(missing, [h for h in header if h not in spec.columns])
-        why = (f"near misses: {', '.join(f'{c!r} is {h!r}' for c, h in near.items())}" if near
+        why = (f"near misses: {', '.join(f'{c!r} is perhaps {h!r}' for c, h in near.items())}" if near
                else f"is the separator {spec_separator_name(spec)} right?")
         raise DataError(f"missing columns {shown}; the header has {len(header)} columns ({why})",
                         path=path, line=1)
@@ -200,7 +202,7 @@ def check_columns(
             DataWarning,
             stacklevel=3,
         )
-    return [c for c in spec.columns if c in header]
+    return [c for c in wanted if c in header]
 
 
 def _near_misses(missing: list[str], others: list[str]) -> dict[str, str]:
@@ -253,7 +255,8 @@ def iter_chunks(
         chunk_bytes: about how much raw CSV goes into one chunk (Parquet uses row groups).
         strict: raise :class:`DataError` at the first bad row; otherwise report bad rows in
             :attr:`Chunk.problems` and leave them out of the batch.
-        require_target: whether the file must have the target column.
+        require_target: whether the file must have the target column (and its values are read);
+            False for a file to score, whose target column, if any, is ignored.
         fast: parse numbers and booleans directly (falls back to text for batches with bad
             values; the result is the same either way).
         max_line: longest CSV line in bytes; a longer one is a bad row (:mod:`.lines`).

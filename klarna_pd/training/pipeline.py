@@ -149,13 +149,17 @@ def all_missing(values: np.ndarray) -> bool:
 def looks_grouped(values: np.ndarray, *, least: int = 20) -> bool:
     """Whether a numeric column looks read from text with thousands separators taken as decimal
     points ("2.006" for 2,006, as a German export writes it): every value with a fraction is at
-    least 1 and has three decimals, and there are ``least`` of them."""
+    least 1 and has at most three decimals, most of them exactly three (prices with two, rates
+    with one, halves do not), and there are ``least`` of them."""
     x = values[~np.isnan(values)]
     fractional = x[x != np.floor(x)]
     if len(fractional) < least or (np.abs(fractional) < 1).any():
         return False
     thousandths = fractional * 1000
-    return bool((np.abs(thousandths - np.round(thousandths)) <= 1e-6 * np.abs(thousandths)).all())
+    whole = np.round(thousandths)
+    if not (np.abs(thousandths - whole) <= 1e-6 * np.abs(thousandths)).all():
+        return False
+    return bool(np.mean(whole % 10 != 0) > 0.5)
 
 
 def constant(values: np.ndarray) -> bool:
@@ -246,8 +250,10 @@ def run(
     if n_defaults > n_lab / 2:
         # A file coded the other way round (1 = good, as German credit is) trains without an error
         # and serves the probability of repaying as a PD.
+        coding = ("default_values and repaid_values the other way round" if spec.target_texts
+                  else f"{spec.target!r} coded the other way round")
         log(f"WARNING: {n_defaults:,} of {n_lab:,} labelled rows ({n_defaults / n_lab:.1%}) are defaults: is "
-            f"{spec.target!r} coded the other way round? The model takes 1 for default, 0 for repaid")
+            f"{coding}? The model takes 1 for default, 0 for repaid")
     # A feature missing in every labelled row is usually a broken extract, not a fact about the
     # applicants: train anyway (the trees ignore it), but say so loudly and keep it on record.
     labelled = dataset.labelled()

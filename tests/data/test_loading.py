@@ -166,8 +166,8 @@ CASES = {
     # An export with stray spaces or another case in its header said only "is the separator right?".
     "header names a little off": (
         lambda L, s: [L[0].replace("default", "Default").replace(";age;", "; age;"), *L[1:3]], 1, None,
-        "missing columns ['default', 'age']; the header has 43 columns (near misses: 'default' is 'Default', "
-        "'age' is ' age')"),
+        "missing columns ['default', 'age']; the header has 43 columns (near misses: 'default' is perhaps "
+        "'Default', 'age' is perhaps ' age')"),
     "header only": (lambda L, s: [L[0]], None, None, "header but no rows"),
     "wrong separator": (lambda L, s: [x.replace(";", ",") for x in L[:3]],
                         1, None, "expected ';'-separated columns, the file looks ','-separated"),
@@ -279,7 +279,8 @@ def test_spaces_around_a_number_read_the_same_whatever_else_is_in_the_block(good
     lines[200 - 1] = _replace_field(lines[200 - 1], bills, "abc")
     path = _write(tmp_path, lines)
     for chunk_bytes in (1 << 12, 1 << 20):
-        chunks = list(iter_chunks(path, klarna_spec, chunk_bytes=chunk_bytes, strict=False))
+        chunks = list(iter_chunks(path, klarna_spec, chunk_bytes=chunk_bytes, strict=False,
+                                  require_target=True))
         assert [p.line for c in chunks for p in c.problems] == [200]
         frame = pd.concat([c.frame for c in chunks], ignore_index=True)
         pd.testing.assert_frame_equal(frame, plain.drop(index=198).reset_index(drop=True))
@@ -311,7 +312,12 @@ def test_a_target_given_as_texts_reads_as_1_0_and_missing(tmp_path):
                    tmp_path / "german.parquet")
     german = DatasetSpec.model_validate({**TEXT_TARGET, "default_values": ["2"], "repaid_values": ["1"]})
     assert read_dataset(tmp_path / "german.parquet", german).batch.target[:2].tolist() == [1.0, 0.0]
+    # pandas writes German credit's codes as floats once the column has a gap
+    path.write_text("id,loan_status,x\na,2.0,1\nb,1.0,2\nc,,3\n")
+    assert read_dataset(path, german).batch.target[:2].tolist() == [1.0, 0.0]
     path.write_text("id,loan_status,x\na,Charged Off,1\nb,Current,2\n")
+    chunks = list(iter_chunks(path, spec, strict=False))  # scoring: running loans are the ones to score
+    assert [c.problems for c in chunks] == [[]] and chunks[0].batch.ids.tolist() == ["a", "b"]
     with pytest.raises(DataError) as err:
         read_dataset(path, spec)
     assert ("expected one of ['Charged Off', 'Default'] (default), ['Fully Paid'] (repaid) or missing "
@@ -325,6 +331,11 @@ def test_a_target_given_as_texts_reads_as_1_0_and_missing(tmp_path):
     ({"repaid_values": ["Default"]}, "texts ['Default'] are in both default_values and repaid_values"),
     ({"missing_values": ["NA", "Fully Paid"]},
      "texts ['Fully Paid'] are in both repaid_values and missing_values"),
+    ({"default_values": [" Charged Off"]},
+     "default_values [' Charged Off']: spaces around a text never match"),
+    ({"features": [{"name": "loan amount", "kind": "numeric"}, {"name": "loan_amount", "kind": "numeric"}]},
+     "features 'loan amount' and 'loan_amount' are one name to LightGBM, which writes spaces as _"),
+    ({"features": [{"name": "two\nlines", "kind": "numeric"}]}, "with \\n in it"),
 ])
 def test_target_texts_that_cannot_work_are_refused(change, needle):
     from klarna_pd.errors import SpecError

@@ -238,6 +238,23 @@ def test_a_target_given_as_texts_trains_the_same_model_as_0_and_1(synthetic_smal
     assert load_model(summary.model_tag).spec.default_values == ("Charged Off",)
 
 
+@pytest.mark.parametrize("values, grouped", [
+    # amounts as a German export writes them (2.006 for 2,006), read with "." as the decimal point
+    (lambda r: np.where((v := r.integers(300, 20_000, 500).astype(float)) >= 1000, v / 1000, v), True),
+    (lambda r: np.round(r.uniform(1, 500, 500), 2), False),  # prices
+    (lambda r: np.floor(r.uniform(1, 100, 500)) + 0.99, False),
+    (lambda r: np.round(r.uniform(5, 25, 500), 1), False),  # rates
+    (lambda r: r.integers(1, 50, 500) + 0.5, False),
+    (lambda r: np.round(r.uniform(0, 3, 500), 3), False),  # ratios below 1 are never thousands
+])
+def test_the_thousands_warning_stays_quiet_on_ordinary_decimals(values, grouped):
+    """A review found it firing on two-decimal prices and one-decimal rates (at most three decimals,
+    not exactly three)."""
+    from klarna_pd.training.pipeline import looks_grouped
+
+    assert looks_grouped(values(np.random.default_rng(0))) is grouped
+
+
 def test_a_file_with_three_defaults_trains_without_library_warnings(synthetic_small, klarna_spec, tmp_path, recwarn):
     """Calibration compared its methods on 5 folds whatever the defaults: with 3, scikit-learn's
     warning about the least populated class reached the user's terminal, twice."""
