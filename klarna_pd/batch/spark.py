@@ -122,7 +122,10 @@ def read_text(spark: SparkSession, path: str, spec: DatasetSpec) -> DataFrame:
             .option("enforceSchema", False)
             .csv(path)
         )
-    present = check_columns([c for c in df.columns if c != CORRUPT], spec, Path(path), require_target=False)
+    check_columns([c for c in df.columns if c != CORRUPT], spec, Path(path), require_target=False)
+    # The target too, when the file has it (the executors do not read it): Spark parses only the
+    # columns a query needs, and a row cut short was no longer taken for a malformed one without it.
+    present = [c for c in spec.columns if c in df.columns]
     return df.select(*map(column, present), *([CORRUPT] if CORRUPT in df.columns else []))
 
 
@@ -173,6 +176,7 @@ def score_dataframe(
         tally = UncodedLevels(model.encoder) if levels is not None else None
         for pdf in batches:
             pdf.columns = cols  # the file's names back (see the select below)
+            pdf = pdf.drop(columns=[spec.target], errors="ignore")  # rows to score: no outcome read
             corrupt = pdf.pop(CORRUPT) if CORRUPT in pdf.columns else pd.Series([None] * len(pdf))
             malformed = corrupt.notna().to_numpy()
             # Missing-value tokens, text columns and value checks: the local reader's own rules.
@@ -204,8 +208,7 @@ def score_dataframe(
         if tally is not None and tally.counts:
             levels.add(tally.state())
 
-    # The target, if the DataFrame has it, is not read: rows are here to be scored.
-    cols = [c for c in df.columns if c in features or c in (spec.id, CORRUPT)]
+    cols = [c for c in df.columns if c in features or c in (spec.id, spec.target, CORRUPT)]
     # Plain names for mapInPandas, which looks its input columns up by name unquoted: a dotted
     # feature name (ratio.x) failed to resolve there.
     return df.select(*(column(c).alias(f"c{i}") for i, c in enumerate(cols))).mapInPandas(
