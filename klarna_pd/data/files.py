@@ -187,15 +187,15 @@ def check_columns(
     repeated = sorted({c for c in header if header.count(c) > 1})
     if repeated:
         raise DataError(f"columns repeated in the header: {repeated}", path=path, line=1)
+    extra = [c for c in header if c not in spec.columns]
     missing = [c for c in wanted if c not in header]
     if missing:
         shown = missing if len(missing) <= 8 else missing[:8] + [f"... {len(missing) - 8} more"]
-        near = _near_misses(missing, [h for h in header if h not in spec.columns])
+        near = _near_misses(missing, extra)
         why = (f"near misses: {', '.join(f'{c!r} is perhaps {h!r}' for c, h in near.items())}" if near
                else f"is the separator {spec_separator_name(spec)} right?")
         raise DataError(f"missing columns {shown}; the header has {len(header)} columns ({why})",
                         path=path, line=1)
-    extra = [c for c in header if c not in spec.columns]
     if extra:
         warnings.warn(
             f"{path}: ignoring {len(extra)} column(s) the spec does not name: {extra[:8]}",

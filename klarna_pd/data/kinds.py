@@ -325,13 +325,13 @@ def _target_from_texts(arr: pa.Array, spec: DatasetSpec) -> tuple[np.ndarray, np
     is_default = pc.is_in(arr, value_set=pa.array(list(spec.default_values), type=arr.type))
     is_repaid = pc.is_in(arr, value_set=pa.array(list(spec.repaid_values), type=arr.type))
     is_default, is_repaid = (m.to_numpy(zero_copy_only=False) for m in (is_default, is_repaid))
+    present = arr.is_valid().to_numpy(zero_copy_only=False)
     # Numbers also match by value: pandas writes German credit's 2 as "2.0" once a column has a gap.
     listed = [_as_number(spec.default_values), _as_number(spec.repaid_values)]
-    if any(listed) and not (is_default | is_repaid)[arr.is_valid().to_numpy(zero_copy_only=False)].all():
+    if any(listed) and not (is_default | is_repaid)[present].all():
         numbers, unreadable = _text_numbers(arr)
         is_default |= ~unreadable & np.isin(numbers, listed[0])
         is_repaid |= ~unreadable & np.isin(numbers, listed[1])
-    present = arr.is_valid().to_numpy(zero_copy_only=False)
     values = np.where(is_default, 1.0, np.where(is_repaid, 0.0, np.nan))
     return values, present & ~(is_default | is_repaid)
 

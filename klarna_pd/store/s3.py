@@ -53,6 +53,9 @@ _SHA256 = re.compile(r"[0-9a-f]{64}", re.ASCII)
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", re.ASCII)
 #: A manifest lists a handful of files: far less than this.
 MAX_MANIFEST_BYTES = 1 << 20
+# The error codes S3 (and moto) give a missing object, and a refused request.
+_NOT_FOUND = ("NoSuchKey", "404", "NotFound")
+_DENIED = ("AccessDenied", "403", "Forbidden")
 
 
 @dataclass(frozen=True)
@@ -109,12 +112,12 @@ def _explain(exc: Exception, what: str, loc: S3Location, *, writing: bool = Fals
         code = exc.response.get("Error", {}).get("Code", "")
         if code in ("NoSuchBucket",):
             return RemoteError(f"{what}: bucket {loc.bucket!r} does not exist")
-        if code in ("NoSuchKey", "404", "NotFound"):
+        if code in _NOT_FOUND:
             return RemoteError(f"{what}: no object at {loc.uri()}")
-        if code in ("AccessDenied", "403", "Forbidden") and writing:
+        if code in _DENIED and writing:
             return RemoteError(f"{what}: access denied to {loc.uri()}: a push needs s3:ListBucket on the bucket and "
                                "s3:PutObject and s3:GetObject under the prefix (terraform output model_pusher_policy_arn)")
-        if code in ("AccessDenied", "403", "Forbidden"):
+        if code in _DENIED:
             # S3 answers a missing key with 403, not 404, to a caller who may not list the bucket:
             # a mistyped version must not send its reader off to debug IAM alone.
             return RemoteError(f"{what}: access denied to {loc.uri()}: the role or credentials may not read it, or "
@@ -233,7 +236,7 @@ def _published_manifest(s3, loc: S3Location, what: str) -> bytes | None:
     try:
         return s3.get_object(Bucket=loc.bucket, Key=loc.key(MANIFEST))["Body"].read(MAX_MANIFEST_BYTES + 1)
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+        if exc.response.get("Error", {}).get("Code") in _NOT_FOUND:
             return None
         raise _explain(exc, what, loc, writing=True) from None
     except BotoCoreError as exc:
@@ -375,8 +378,9 @@ def _staging(dest: Path | None, log: Callable[[str], None]) -> Iterator[Path]:
     the kernel releases when a process dies, even by SIGKILL. The pull holding it may remove what a
     killed pull into the same ``dest`` left: a pod's init container, restarted in the same emptyDir,
     left a copy of the model per attempt. Where the file system has no such locks, nothing is removed."""
-    parent = dest.resolve().parent if dest is not None else Path(tempfile.gettempdir())
-    prefix = f".{dest.resolve().name}.pull-" if dest is not None else ".pull-"
+    target = dest.resolve() if dest is not None else None
+    parent = target.parent if target is not None else Path(tempfile.gettempdir())
+    prefix = _beside(target, "pull") if target is not None else ".pull-"
     made = next((p for p in (*reversed(parent.parents), parent) if not p.exists()), None)
     try:  # before any download: a destination that cannot be written fails at once
         parent.mkdir(parents=True, exist_ok=True)
@@ -384,10 +388,10 @@ def _staging(dest: Path | None, log: Callable[[str], None]) -> Iterator[Path]:
     except OSError as exc:
         raise RemoteError(f"cannot write into {parent}: {exc.strerror or exc}") from None
     try:
-        if dest is not None and _lock(fd, parent, log):
-            name = glob.escape(dest.resolve().name)
-            for stale in (*parent.glob(f".{name}.pull-*"), *parent.glob(f".{name}.old-*")):
-                shutil.rmtree(stale, ignore_errors=True)
+        if target is not None and _lock(fd, parent, log):
+            for kind in ("pull", "old"):
+                for stale in parent.glob(glob.escape(_beside(target, kind)) + "*"):
+                    shutil.rmtree(stale, ignore_errors=True)
         try:
             staging = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
         except OSError as exc:
@@ -402,6 +406,12 @@ def _staging(dest: Path | None, log: Callable[[str], None]) -> Iterator[Path]:
         raise
     finally:
         os.close(fd)  # and the lock with it
+
+
+def _beside(dest: Path, kind: str) -> str:
+    """The name's start of what a pull keeps beside ``dest`` for a while: its download ("pull") and
+    the model it replaces ("old"), hidden, and removable by the next pull once left behind."""
+    return f".{dest.name}.{kind}-"
 
 
 def _remove_empty(directory: Path, *, up_to: Path) -> None:
@@ -471,7 +481,7 @@ def _digests(folder: Path) -> dict[str, str]:
 def _replace_dir(new: Path, dest: Path) -> None:
     """Put ``new`` at ``dest``; an existing ``dest`` is swapped out only after the rename."""
     dest = dest.resolve()
-    old = dest.with_name(f".{dest.name}.old-{os.getpid()}") if dest.exists() else None
+    old = dest.with_name(f"{_beside(dest, 'old')}{os.getpid()}") if dest.exists() else None
     try:
         if old is not None:
             os.replace(dest, old)

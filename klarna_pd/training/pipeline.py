@@ -139,11 +139,14 @@ def _synthetic_banner(data: Path, log: Callable[[str], None]) -> None:
     log(banner)
 
 
+def _missing(values: np.ndarray) -> np.ndarray:
+    """Which values of a feature column are missing (NaN numbers, None texts)."""
+    return np.equal(values, None) if values.dtype == object else np.isnan(values)
+
+
 def all_missing(values: np.ndarray) -> bool:
-    """Whether a feature column holds no value at all (NaN numbers, None texts)."""
-    if values.dtype == object:
-        return bool(np.equal(values, None).all())
-    return bool(np.isnan(values).all())
+    """Whether a feature column holds no value at all."""
+    return bool(_missing(values).all())
 
 
 def looks_grouped(values: np.ndarray, *, least: int = 20) -> bool:
@@ -167,9 +170,7 @@ def constant(values: np.ndarray) -> bool:
     one value and missing ones still split on being missing)."""
     if len(values) == 0:
         return False
-    if values.dtype == object:
-        return not np.equal(values, None).any() and bool((values == values[0]).all())
-    return not np.isnan(values).any() and bool((values == values[0]).all())
+    return not _missing(values).any() and bool((values == values[0]).all())
 
 
 def predictions_csv(result: TrainResult, separator: str) -> str:

@@ -130,10 +130,10 @@ A Prometheus duration ("30s", "1m30s", "500ms") in seconds.
 {{- end }}
 {{- end }}
 {{- end }}
-{{- if and .Values.ingress.enabled (eq (toString (get (.Values.ingress.annotations | default dict) "alb.ingress.kubernetes.io/target-type")) "instance") (eq .Values.service.type "ClusterIP") }}
+{{- $ing := .Values.ingress }}
+{{- if and $ing.enabled (eq (toString (get ($ing.annotations | default dict) "alb.ingress.kubernetes.io/target-type")) "instance") (eq .Values.service.type "ClusterIP") }}
 {{- fail "ingress: the ALB's target-type instance sends traffic to a node port, and service.type ClusterIP has none: the load balancer controller could not register targets; use target-type ip (the default here) or service.type NodePort" }}
 {{- end }}
-{{- $ing := .Values.ingress }}
 {{- if and $ing.enabled (eq (toString $ing.className) "alb") }}
 {{- /* The server's routes (klarna_pd/serving/gateway.py; tests/deploy/test_chart.py keeps the two equal). */}}
 {{- $served := list "/" "/predict" "/estimate-default-probability" "/metadata" "/metrics" "/livez" "/healthz" "/readyz" "/docs.json" "/docs" "/schema.json" }}
