@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import math
 import weakref
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from functools import cached_property, lru_cache, partial
 from importlib import resources
 from pathlib import Path
@@ -129,9 +129,7 @@ class DatasetSpec(BaseModel):
         reserved = sorted(RESERVED_NAMES.intersection(names))
         if reserved:
             raise ValueError(f"feature names {reserved} are reserved by the service's API")
-        clash = set(self.true_values) & set(self.false_values)
-        if clash:
-            raise ValueError(f"tokens {sorted(clash)} are both true and false values")
+        _check_texts_apart("true_values", self.true_values, "false_values", self.false_values)
         if (self.default_values is None) != (self.repaid_values is None):
             raise ValueError("default_values and repaid_values go together: the target's texts for "
                              "default and for no default")
@@ -141,12 +139,8 @@ class DatasetSpec(BaseModel):
             for key in ("default_values", "repaid_values"):
                 if not texts[key]:
                     raise ValueError(f"{key} is empty: name at least one text of the target")
-                spaced = [t for t in texts[key] if t != t.strip(" \t")]
-                if spaced:
-                    raise ValueError(f"{key} {spaced}: spaces around a text never match, the target's "
-                                     "texts are read without them")
-            for a, b in (("default_values", "repaid_values"), ("default_values", "missing_values"),
-                         ("repaid_values", "missing_values")):
+            _check_texts_apart("default_values", self.default_values, "repaid_values", self.repaid_values)
+            for a, b in (("default_values", "missing_values"), ("repaid_values", "missing_values")):
                 both = sorted(set(texts[a]) & set(texts[b]))
                 if both:
                     raise ValueError(f"texts {both} are in both {a} and {b}")
@@ -222,6 +216,38 @@ class DatasetSpec(BaseModel):
 _CACHED = ("feature_names", "columns", "number_names", "text_names")
 # DatasetSpec.derived: id(spec) -> (weak reference to the spec, its derived values).
 _DERIVED: dict[int, tuple[weakref.ref, dict]] = {}
+
+
+def numbers_in(texts: Sequence[str]) -> list[float]:
+    """The finite numbers among ``texts`` (``"1"``, ``"2.0"``), as numbers: the values such a
+    listed text also matches (booleans' and the target's texts, :mod:`klarna_pd.data.kinds`)."""
+    out = []
+    for text in texts:
+        if "_" in text:  # Python's float() reads 1_0 as 10, Arrow's parser (every reader's) does not
+            continue
+        try:
+            out.append(float(text))
+        except ValueError:
+            pass
+    return [x for x in out if math.isfinite(x)]
+
+
+def _check_texts_apart(a: str, ones: Sequence[str], b: str, zeros: Sequence[str]) -> None:
+    """Two lists of texts read as 1 and 0 (a boolean's, the target's): read without the spaces
+    around them and numbers by value, so such spaces never match and no value may be in both."""
+    for key, texts in ((a, ones), (b, zeros)):
+        spaced = [t for t in texts if t != t.strip(" \t")]
+        if spaced:
+            raise ValueError(f"{key} {spaced}: spaces around a text never match, the texts are read "
+                             "without them")
+    both = sorted(set(ones) & set(zeros))
+    if both:
+        raise ValueError(f"texts {both} are in both {a} and {b}")
+    for one in ones:
+        for zero in zeros:
+            if numbers_in([one]) and numbers_in([one]) == numbers_in([zero]):
+                raise ValueError(f"{a} {one!r} and {b} {zero!r} are one number, and texts that are numbers "
+                                 "also match by value")
 
 
 def _forget(key: int, ref: weakref.ref) -> None:

@@ -13,8 +13,11 @@ numeric        a decimal number            a number                     integer,
                ignored)
 ordinal        an integer code (``2``,     an integral number           integer, integral float
                ``2.0``; spaces as above)   (``2``, ``2.0``)
-boolean        one of the spec's true and  ``true``, ``false``          boolean, integer 0/1
-               false tokens
+boolean        one of the spec's true and  ``true``, ``false``          boolean, number 0 or 1
+               false tokens (spaces as
+               above; a token that is a
+               number also by value:
+               ``1.0`` for ``1``)
 categorical    the text itself             a string, or an integer      string, integer, integral
                                            (taken as its digits)        float (as its digits)
 =============  ==========================  ===========================  =========================
@@ -44,7 +47,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..spec import DatasetSpec, Feature
+from ..spec import DatasetSpec, Feature, numbers_in
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -248,10 +251,7 @@ def arrow_numbers(arr: pa.Array, feature: Feature, spec: DatasetSpec) -> tuple[n
     if _is_text(t):
         arr = _missing_to_null(arr, spec)
         if feature.kind == "boolean":
-            is_true = pc.is_in(arr, value_set=pa.array(spec.true_values, type=t)).to_numpy(zero_copy_only=False)
-            is_false = pc.is_in(arr, value_set=pa.array(spec.false_values, type=t)).to_numpy(zero_copy_only=False)
-            present = arr.is_valid().to_numpy(zero_copy_only=False)
-            return np.where(is_true, 1.0, np.where(is_false, 0.0, np.nan)), present & ~(is_true | is_false)
+            return _flags_from_texts(arr, spec.true_values, spec.false_values)
         return _text_numbers(arr)
     if pa.types.is_boolean(t) and feature.kind != "boolean":
         raise TypeError(t)  # true is not a number, as in JSON
@@ -316,35 +316,32 @@ def arrow_target(arr: pa.Array, spec: DatasetSpec) -> tuple[np.ndarray, np.ndarr
 
 
 def _target_from_texts(arr: pa.Array, spec: DatasetSpec) -> tuple[np.ndarray, np.ndarray]:
-    """The spec's default and repaid texts as 1.0 and 0.0 (spaces and tabs around them ignored, as
-    around numbers), missing ones NaN; a mask of texts that are none of them."""
+    """The spec's default and repaid texts as 1.0 and 0.0, missing ones NaN; a mask of texts that
+    are none of them."""
+    return _flags_from_texts(_missing_to_null(arr, spec), spec.default_values, spec.repaid_values)
+
+
+def _flags_from_texts(
+    arr: pa.Array, ones: Sequence[str], zeros: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Texts (missing tokens already null) as 1.0 for one of ``ones``, 0.0 for one of ``zeros``,
+    NaN for null; and a mask of texts that are neither. Spaces and tabs around a text are ignored,
+    as around numbers, and listed texts that are numbers also match by value: pandas writes a
+    boolean column with a gap as ``1.0`` and ``0.0``, German credit's target 2 as ``2.0``."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    arr = pc.utf8_trim(_missing_to_null(arr, spec), characters=" \t")
-    is_default = pc.is_in(arr, value_set=pa.array(list(spec.default_values), type=arr.type))
-    is_repaid = pc.is_in(arr, value_set=pa.array(list(spec.repaid_values), type=arr.type))
-    is_default, is_repaid = (m.to_numpy(zero_copy_only=False) for m in (is_default, is_repaid))
+    arr = pc.utf8_trim(arr, characters=" \t")
+    is_one = pc.is_in(arr, value_set=pa.array(list(ones), type=arr.type)).to_numpy(zero_copy_only=False)
+    is_zero = pc.is_in(arr, value_set=pa.array(list(zeros), type=arr.type)).to_numpy(zero_copy_only=False)
     present = arr.is_valid().to_numpy(zero_copy_only=False)
-    # Numbers also match by value: pandas writes German credit's 2 as "2.0" once a column has a gap.
-    listed = [_as_number(spec.default_values), _as_number(spec.repaid_values)]
-    if any(listed) and not (is_default | is_repaid)[present].all():
+    listed = [numbers_in(ones), numbers_in(zeros)]
+    if any(listed) and not (is_one | is_zero)[present].all():
         numbers, unreadable = _text_numbers(arr)
-        is_default |= ~unreadable & np.isin(numbers, listed[0])
-        is_repaid |= ~unreadable & np.isin(numbers, listed[1])
-    values = np.where(is_default, 1.0, np.where(is_repaid, 0.0, np.nan))
-    return values, present & ~(is_default | is_repaid)
-
-
-def _as_number(texts: Sequence[str]) -> list[float]:
-    """The texts of a list that are numbers, as numbers."""
-    out = []
-    for text in texts:
-        try:
-            out.append(float(text))
-        except ValueError:
-            pass
-    return [x for x in out if math.isfinite(x)]
+        is_one |= ~unreadable & np.isin(numbers, listed[0])
+        is_zero |= ~unreadable & np.isin(numbers, listed[1])
+    values = np.where(is_one, 1.0, np.where(is_zero, 0.0, np.nan))
+    return values, present & ~(is_one | is_zero)
 
 
 def target_expected(spec: DatasetSpec) -> str:

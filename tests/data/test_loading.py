@@ -130,12 +130,20 @@ def test_uci_file_with_crlf_reads(tmp_path):
 
 
 def test_booleans_accept_every_spelling(good_lines, klarna_spec, tmp_path):
+    """The spec's tokens, spaces around them ignored (as around numbers), and the tokens that are
+    numbers by value: pandas writes a boolean column with a gap as 1.0 and 0.0."""
     col = klarna_spec.columns.index("has_paid")
-    tokens = ["TRUE", "FALSE", "True", "False", "true", "false", "1", "0", "NA", ""]
+    tokens = ["TRUE", "FALSE", "True", "False", "true", "false", "1", "0", " true", "FALSE\t", "1.0", "0.0",
+              " 1e0 ", "-0", "NA", ""]
     lines = [good_lines[0]] + [_replace_field(good_lines[i + 1], col, t) for i, t in enumerate(tokens)]
     f = read_dataset(_write(tmp_path, lines), klarna_spec).frame
-    np.testing.assert_array_equal(f["has_paid"].to_numpy()[:8], [1, 0, 1, 0, 1, 0, 1, 0])
-    assert f["has_paid"].iloc[8:].isna().all()
+    np.testing.assert_array_equal(f["has_paid"].to_numpy()[:14], [1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0])
+    assert f["has_paid"].iloc[14:].isna().all()
+    for other in ("2", "0.5", "yes", "T RUE", "nan"):
+        with pytest.raises(DataError) as err:
+            read_dataset(_write(tmp_path, [good_lines[0], _replace_field(good_lines[1], col, other)]),
+                         klarna_spec)
+        assert err.value.column == "has_paid" and "expected one of ['TRUE'" in str(err.value), other
 
 
 def test_empty_fields_are_missing(good_lines, klarna_spec, tmp_path):
@@ -333,11 +341,18 @@ def test_a_target_given_as_texts_reads_as_1_0_and_missing(tmp_path):
      "texts ['Fully Paid'] are in both repaid_values and missing_values"),
     ({"default_values": [" Charged Off"]},
      "default_values [' Charged Off']: spaces around a text never match"),
+    ({"default_values": ["2"], "repaid_values": ["2.0", "1"]},
+     "default_values '2' and repaid_values '2.0' are one number"),
+    ({"true_values": ["Y", "1"], "false_values": ["N", "1.0"]},
+     "true_values '1' and false_values '1.0' are one number"),
+    ({"true_values": ["Y", "Yes "]}, "true_values ['Yes ']: spaces around a text never match"),
+    ({"true_values": ["Y"], "false_values": ["N", "Y"]},
+     "texts ['Y'] are in both true_values and false_values"),
     ({"features": [{"name": "loan amount", "kind": "numeric"}, {"name": "loan_amount", "kind": "numeric"}]},
      "features 'loan amount' and 'loan_amount' are one name to LightGBM, which writes spaces as _"),
     ({"features": [{"name": "two\nlines", "kind": "numeric"}]}, "with \\n in it"),
 ])
-def test_target_texts_that_cannot_work_are_refused(change, needle):
+def test_spec_texts_that_cannot_work_are_refused(change, needle):
     from klarna_pd.errors import SpecError
     from klarna_pd.spec import _validate
 

@@ -30,6 +30,7 @@ from hypothesis import strategies as st
 from klarna_pd.data.arrow import read_table
 from klarna_pd.data.files import iter_chunks
 from klarna_pd.errors import InputError
+from klarna_pd.spec import numbers_in
 
 from ..helpers.paths import ROOT
 
@@ -104,13 +105,19 @@ def _csv(rows_, spec, rng) -> bytes:
             if v is None:
                 line.append(rng.choice(spec.missing_values))
             elif f.kind == "boolean":
-                line.append(rng.choice(spec.true_values if v else spec.false_values))
+                line.append(rng.choice(_spellings(spec.true_values if v else spec.false_values)))
             elif isinstance(v, float):
                 line.append(repr(v))
             else:
                 line.append(str(v))
         w.writerow(line)
     return buf.getvalue().encode()
+
+
+def _spellings(tokens) -> list[str]:
+    """A boolean's tokens as files spell them: as listed, with spaces around, and the numbers among
+    them as pandas writes a column with a gap (1 -> 1.0)."""
+    return [*tokens, *(f" {t}\t" for t in tokens), *(f"{x:.1f}" for x in numbers_in(tokens))]
 
 
 def _arrow(rows_, spec) -> pa.Table:
