@@ -31,7 +31,7 @@ def render(values: dict | None) -> dict[str, list[dict]]:
 
 
 def test_there_are_variants_for_hpa_off_ingress_off_and_s3_models():
-    assert {"default", "hpa-off", "ingress-off", "s3-model"} <= set(VARIANTS)
+    assert {"default", "hpa-off", "ingress-off", "s3-model", "network-policy"} <= set(VARIANTS)
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
@@ -190,6 +190,7 @@ def test_helm_test_pod_posts_an_applicant_to_predict():
         ({"podDisruptionBudget": {"minAvailable": None}}, "missing property 'minAvailable'"),
         ({"modelSigning": {"secretKey": None}}, "missing property 'secretKey'"),
         ({"networkPolicy": None}, "missing property 'networkPolicy'"),  # was a nil pointer
+        ({"networkPolicy": {"metricsFrom": {"namespaceSelector": {}}}}, "/networkPolicy/metricsFrom"),
     ],
 )
 def test_values_schema_refuses_bad_values(values, needle):
@@ -251,6 +252,12 @@ def test_values_schema_refuses_bad_values(values, needle):
         ({"model": {"uri": "s3://models/klarna-pd"}}, "model.uri: expected"),  # no version
         ({"serviceAccount": {"create": False, "annotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/r"}}},
          "serviceAccount.annotations are set but serviceAccount.create is false"),
+        # Rendered, and Prometheus's scrapes then timed out at the NetworkPolicy: no series, no drift alerts.
+        ({"networkPolicy": {"ingressFrom": [{"ipBlock": {"cidr": "10.0.0.0/16"}}]},
+          "monitoring": {"serviceMonitor": {"enabled": True}}},
+         "networkPolicy.ingressFrom admits only the listed sources, so Prometheus cannot scrape /metrics: "
+         "list its pods in networkPolicy.metricsFrom "
+         "(for example a namespaceSelector for the monitoring namespace)"),
     ],
 )
 def test_rules_between_values_fail_the_install_with_the_reason(values, needle):
@@ -290,6 +297,56 @@ def test_values_near_the_rules_still_render():
                         "strategy": {"rollingUpdate": {"maxSurge": "25%"}}})
     recreate = _deployment({"strategy": {"type": "Recreate"}})["spec"]["strategy"]
     assert recreate == {"type": "Recreate"}  # values.yaml's rollingUpdate block is not carried along
+    scraped = {"monitoring": {"serviceMonitor": {"enabled": True}}}
+    assert _deployment({**scraped, "networkPolicy": {"ingressFrom": INGRESS_FROM, "metricsFrom": PROMETHEUS}})
+    assert _deployment({**scraped, "networkPolicy": {"enabled": False, "ingressFrom": INGRESS_FROM}})  # none
+
+
+INGRESS_FROM = [{"ipBlock": {"cidr": "10.0.0.0/16"}}]  # the ALB's addresses in the VPC (target-type ip)
+PROMETHEUS = [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]
+
+
+def test_the_network_policy_admits_any_source_while_ingress_from_is_empty():
+    """Prometheus and the helm test pod are in with everyone else: metricsFrom changes nothing then."""
+    (policy,) = render(None)["NetworkPolicy"]
+    assert policy["spec"]["ingress"] == [{"ports": [{"port": "http", "protocol": "TCP"}]}]
+    scraped = {"monitoring": {"serviceMonitor": {"enabled": True}}}
+    assert render({**scraped, "networkPolicy": {"metricsFrom": PROMETHEUS}}) == render(scraped)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        _values("network-policy"),  # with the ServiceMonitor and Prometheus's peers
+        {"networkPolicy": {"ingressFrom": [{"namespaceSelector": {"matchLabels": {"team": "checkout"}}},
+                                           {"podSelector": {"matchLabels": {"app": "gateway"}}}]},
+         "nameOverride": "pd"},
+    ],
+    ids=["network-policy", "ingress-from-only"],
+)
+def test_a_network_policy_listing_sources_still_admits_the_helm_test_pod_and_prometheus(values):
+    """Listing ingressFrom (say, only the ingress controller) shut out the chart's own clients on port
+    http: `helm test` timed out and Prometheus scraped nothing."""
+    objects = render(values)
+    (policy,) = objects["NetworkPolicy"]
+    (rule,) = policy["spec"]["ingress"]
+    assert rule["ports"] == [{"port": "http", "protocol": "TCP"}]  # /predict and /metrics alike
+    listed = values["networkPolicy"]["ingressFrom"]
+    metrics = values["networkPolicy"].get("metricsFrom", [])
+    assert rule["from"][: len(listed)] == listed
+    assert [peer for peer in metrics if peer not in rule["from"]] == []
+    (test_peer,) = [peer for peer in rule["from"][len(listed):] if peer not in metrics]
+    # A podSelector alone selects pods of the policy's namespace, where the test pod runs.
+    selected = test_peer.pop("podSelector").pop("matchLabels")
+    assert test_peer == {} and selected
+    (test_pod,) = objects["Pod"]
+    assert test_pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    assert test_pod["metadata"]["namespace"] == policy["metadata"]["namespace"]
+    assert selected.items() <= test_pod["metadata"]["labels"].items()
+    # Labels only the test pod carries: not the server's pods, and the policy does not select the test pod.
+    server = objects["Deployment"][0]["spec"]["template"]["metadata"]["labels"]
+    assert not selected.items() <= server.items()
+    assert not policy["spec"]["podSelector"]["matchLabels"].items() <= test_pod["metadata"]["labels"].items()
 
 
 def test_the_alb_may_route_every_path_the_server_answers_and_others_elsewhere():

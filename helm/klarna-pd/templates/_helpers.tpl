@@ -51,6 +51,15 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
 {{/*
+Labels of the `helm test` pod (templates/tests/) that no pod of the Deployment carries: the
+service's NetworkPolicy admits its pods by them when networkPolicy.ingressFrom restricts the rest.
+*/}}
+{{- define "klarna-pd.testSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "klarna-pd.name" . }}-test
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/*
 Create the name of the service account to use
 */}}
 {{- define "klarna-pd.serviceAccountName" -}}

@@ -102,6 +102,12 @@ A Prometheus duration ("30s", "1m30s", "500ms") in seconds.
 {{- if and $sm.enabled (gt (include "klarna-pd.seconds" $sm.scrapeTimeout | float64) (include "klarna-pd.seconds" $sm.interval | float64)) }}
 {{- fail (printf "monitoring.serviceMonitor.scrapeTimeout (%s) is longer than its interval (%s): the Prometheus Operator skips such a ServiceMonitor and nothing is scraped" $sm.scrapeTimeout $sm.interval) }}
 {{- end }}
+{{- $np := .Values.networkPolicy }}
+{{- if and $np.enabled $np.ingressFrom $sm.enabled (not $np.metricsFrom) }}
+{{- fail (print "networkPolicy.ingressFrom admits only the listed sources, so Prometheus cannot scrape "
+  "/metrics: list its pods in networkPolicy.metricsFrom (for example a namespaceSelector for the "
+  "monitoring namespace)") }}
+{{- end }}
 {{- if $r.enabled }}
 {{- if not $sm.enabled }}
 {{- fail "monitoring.prometheusRule needs monitoring.serviceMonitor.enabled: its alerts select the series by the service label the ServiceMonitor's scrape sets, and would never fire" }}
