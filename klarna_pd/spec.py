@@ -62,6 +62,9 @@ class Feature(BaseModel):
     """Smallest valid value (numeric and ordinal only); smaller values are refused, not clipped."""
     max: float | None = None
     """Largest valid value (numeric and ordinal only)."""
+    missing_values: tuple[str, ...] | None = None
+    """This feature's missing tokens, instead of the spec's ``missing_values``: a sentinel such as
+    ``["NA", "", "365243"]`` for a day count, or ``[""]`` where ``NA`` is a level (Namibia)."""
 
     @model_validator(mode="after")
     def _check_range(self) -> Feature:
@@ -130,6 +133,9 @@ class DatasetSpec(BaseModel):
         if reserved:
             raise ValueError(f"feature names {reserved} are reserved by the service's API")
         _check_texts_apart("true_values", self.true_values, "false_values", self.false_values)
+        for f in self.features:
+            if f.kind == "boolean":
+                self._check_boolean_missing(f)
         if (self.default_values is None) != (self.repaid_values is None):
             raise ValueError("default_values and repaid_values go together: the target's texts for "
                              "default and for no default")
@@ -145,6 +151,20 @@ class DatasetSpec(BaseModel):
                 if both:
                     raise ValueError(f"texts {both} are in both {a} and {b}")
         return self
+
+    def _check_boolean_missing(self, f: Feature) -> None:
+        missing = self.missing_of(f)
+        flags = (*self.true_values, *self.false_values)
+        both = sorted(set(missing) & set(flags)) or sorted(
+            t for t in missing if set(numbers_in([t])) & set(numbers_in(flags)))
+        if both:
+            key = f"feature {f.name!r}'s missing_values" if f.missing_values is not None else "missing_values"
+            raise ValueError(f"{key} {both} would also be true_values or false_values of the boolean "
+                             f"{f.name!r}")
+
+    def missing_of(self, feature: Feature) -> tuple[str, ...]:
+        """A feature's missing tokens: its own ``missing_values``, else the spec's."""
+        return self.missing_values if feature.missing_values is None else feature.missing_values
 
     @property
     def target_texts(self) -> bool:

@@ -88,6 +88,7 @@ def read_table(
                             column=feat.name) from None
         if unreadable.any():
             flag(unreadable, feat.name, _reason(feat, spec, arr))
+    rules.blank(numbers)
     broken = rules.bad(numbers)
     if broken.any():
         for j in np.flatnonzero(broken.any(axis=0)):
@@ -100,7 +101,7 @@ def read_table(
             continue
         arr = _column(table, feat.name)
         try:
-            texts[feat.name], text_bad = kinds.arrow_texts(arr, spec)
+            texts[feat.name], text_bad = kinds.arrow_texts(arr, spec, feat)
         except TypeError:
             raise DataError(f"expected {kinds.expected(feat, spec)}, the column has type {arr.type}",
                             column=feat.name) from None

@@ -34,27 +34,40 @@ from .lines import (
 def _csv_options(
     spec: DatasetSpec, present: list[str], block_size: int | None, on_invalid, *, typed: bool, names: list[str] | None = None
 ):
-    """pyarrow options; ``typed`` parses numbers and booleans straight into their types."""
+    """pyarrow options; ``typed`` parses numbers and booleans straight into their types, in the
+    columns whose missing tokens are exactly those pyarrow turns into nulls (:func:`_parser_nulls`);
+    the rest stay text for :mod:`.kinds`."""
+    nulls = _parser_nulls(spec)
     types = {c: pa.string() for c in present}
     if typed:
-        kind_of = {f.name: f.kind for f in spec.features}
+        feature = {f.name: f for f in spec.features}
         for c in present:
-            if kind_of.get(c) in ("numeric", "ordinal") or (c == spec.target and not spec.target_texts):
+            f = feature.get(c)
+            if set(spec.missing_of(f) if f else spec.missing_values) != set(nulls):
+                continue
+            if (f and f.kind in ("numeric", "ordinal")) or (c == spec.target and not spec.target_texts):
                 types[c] = pa.float64()
-            elif kind_of.get(c) == "boolean":
+            elif f and f.kind == "boolean":
                 types[c] = pa.bool_()
     read = pa_csv.ReadOptions(use_threads=False, block_size=block_size, column_names=names)
     parse = pa_csv.ParseOptions(delimiter=spec.separator, invalid_row_handler=on_invalid)
     convert = pa_csv.ConvertOptions(
         column_types=types,
         include_columns=present,
-        null_values=list(spec.missing_values),
+        null_values=list(nulls),
         true_values=list(spec.true_values),
         false_values=list(spec.false_values),
         strings_can_be_null=True,
         quoted_strings_can_be_null=False,
     )
     return read, parse, convert
+
+
+def _parser_nulls(spec: DatasetSpec) -> tuple[str, ...]:
+    """The missing tokens pyarrow may null in every column itself: those that every feature (with
+    its own ``missing_values`` or the spec's) and the id and target share."""
+    shared = set(spec.missing_values).intersection(*(spec.missing_of(f) for f in spec.features))
+    return tuple(t for t in spec.missing_values if t in shared)
 
 
 class _InvalidRows:

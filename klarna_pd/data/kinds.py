@@ -23,10 +23,14 @@ categorical    the text itself             a string, or an integer      string, 
 =============  ==========================  ===========================  =========================
 
 Missing, in every kind: an absent field, JSON ``null``, an Arrow null, and any text equal to one of
-the spec's missing tokens (``NA`` and the empty text for Klarna) - in a CSV field and in a JSON
-string alike. NaN is never a value: the text ``nan`` and a NaN in an Arrow float column (that is not
-null) are refused, as the ``NaN`` token is in JSON. JSON never takes text for a number (``"2"`` is refused for ``age``): a JSON client
-sends numbers as numbers, and a file is text by nature.
+the feature's missing tokens (its own ``missing_values``, else the spec's: ``NA`` and the empty text
+for Klarna) - in a CSV field and in a JSON string alike. A missing token that is a number is missing
+by value in a number feature, whatever the source (``365243`` as the text ``365243.0``, a JSON
+number, an Arrow integer: :meth:`NumberRules.blank`); a categorical's integer is its digits, so
+``-1`` matches the token ``-1`` there too. NaN is never a value: the text ``nan`` and a NaN in an
+Arrow float column (that is not null) are refused, as the ``NaN`` token is in JSON. JSON never
+takes text for a number (``"2"`` is refused for ``age``): a JSON client sends numbers as numbers,
+and a file is text by nature.
 
 Then one set of value checks, whatever the source (:class:`NumberRules` and :func:`text_too_long`):
 numbers must be finite; ordinal codes integral and exactly representable (``|code| <= 2**53``);
@@ -146,6 +150,15 @@ class NumberRules:
     lo: np.ndarray
     hi: np.ndarray
     integral: np.ndarray
+    sentinels: tuple[tuple[int, np.ndarray], ...]
+    """(column, numbers): the numbers among a feature's missing tokens, missing by value whatever
+    the source (``365243`` as the text ``365243.0``, a JSON number, an Arrow integer)."""
+
+    def blank(self, block: np.ndarray) -> None:
+        """Set the sentinel numbers of ``block`` to NaN, in place (before :meth:`bad`: a sentinel
+        may lie outside the feature's range)."""
+        for j, numbers in self.sentinels:
+            block[np.isin(block[:, j], numbers), j] = np.nan
 
     def bad(self, block: np.ndarray) -> np.ndarray:
         """Mask of values that break a rule (missing NaN never does: NaN compares false)."""
@@ -164,6 +177,8 @@ def number_rules(spec: DatasetSpec) -> NumberRules:
 def _make_rules(spec: DatasetSpec) -> NumberRules:
     feats = tuple(f for f in spec.features if f.kind != "categorical")
     lo, hi, integral = [], [], []
+    sentinels = tuple((j, np.array(numbers)) for j, f in enumerate(feats)
+                      if (numbers := numbers_in(spec.missing_of(f))))
     for f in feats:
         if f.kind == "boolean":
             lo.append(0.0), hi.append(1.0), integral.append(True)
@@ -172,7 +187,7 @@ def _make_rules(spec: DatasetSpec) -> NumberRules:
         lo.append(-default if f.min is None else max(f.min, -default))
         hi.append(default if f.max is None else min(f.max, default))
         integral.append(f.kind == "ordinal")
-    return NumberRules(feats, np.array(lo), np.array(hi), np.array(integral, dtype=bool))
+    return NumberRules(feats, np.array(lo), np.array(hi), np.array(integral, dtype=bool), sentinels)
 
 
 def text_too_long(values: Sequence[Any]) -> np.ndarray:
@@ -191,12 +206,12 @@ def _is_text(t: pa.DataType) -> bool:
     return pa.types.is_string(t) or pa.types.is_large_string(t)
 
 
-def _missing_to_null(arr: pa.Array, spec: DatasetSpec) -> pa.Array:
-    """Texts equal to a missing token become nulls (pyarrow's CSV reader has done it already)."""
+def _missing_to_null(arr: pa.Array, tokens: Sequence[str]) -> pa.Array:
+    """Texts equal to a missing token become nulls (pyarrow's CSV reader may have done it already)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    is_token = pc.is_in(arr, value_set=pa.array(list(spec.missing_values), type=arr.type))
+    is_token = pc.is_in(arr, value_set=pa.array(list(tokens), type=arr.type))
     if not pc.any(is_token).as_py():
         return arr
     return pc.if_else(is_token, pa.scalar(None, type=arr.type), arr)
@@ -249,9 +264,10 @@ def arrow_numbers(arr: pa.Array, feature: Feature, spec: DatasetSpec) -> tuple[n
     if pa.types.is_null(t):
         return np.full(len(arr), np.nan), np.zeros(len(arr), dtype=bool)
     if _is_text(t):
-        arr = _missing_to_null(arr, spec)
+        missing = spec.missing_of(feature)
+        arr = _missing_to_null(arr, missing)
         if feature.kind == "boolean":
-            return _flags_from_texts(arr, spec.true_values, spec.false_values)
+            return _flags_from_texts(arr, spec.true_values, spec.false_values, blank=numbers_in(missing))
         return _text_numbers(arr)
     if pa.types.is_boolean(t) and feature.kind != "boolean":
         raise TypeError(t)  # true is not a number, as in JSON
@@ -263,9 +279,12 @@ def arrow_numbers(arr: pa.Array, feature: Feature, spec: DatasetSpec) -> tuple[n
     raise TypeError(t)
 
 
-def arrow_texts(arr: pa.Array, spec: DatasetSpec) -> tuple[np.ndarray, np.ndarray]:
-    """A text column (a categorical feature or the id) as an object array of str or None, and a
-    mask of values that cannot be texts (non-integral numbers) or are too long.
+def arrow_texts(
+    arr: pa.Array, spec: DatasetSpec, feature: Feature | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """A text column (a categorical ``feature``, or the id) as an object array of str or None, and
+    a mask of values that cannot be texts (non-integral numbers) or are too long. Integers are
+    their digits, then missing if those are a missing token (as in a CSV field or JSON).
 
     Raises:
         TypeError: the column's Arrow type cannot hold texts (e.g. a list column).
@@ -288,10 +307,9 @@ def arrow_texts(arr: pa.Array, spec: DatasetSpec) -> tuple[np.ndarray, np.ndarra
         arr = pc.cast(pc.if_else(pa.array(integral), as_int, pa.scalar(None, pa.int64())), pa.string())
     elif pa.types.is_integer(t):
         arr = pc.cast(arr, pa.string())
-    elif _is_text(t):
-        arr = _missing_to_null(arr, spec)
-    else:
+    elif not _is_text(t):
         raise TypeError(t)
+    arr = _missing_to_null(arr, spec.missing_values if feature is None else spec.missing_of(feature))
     if len(arr) and pc.max(pc.utf8_length(arr)).as_py() is not None:
         bad |= pc.fill_null(pc.greater(pc.utf8_length(arr), MAX_TEXT), False).to_numpy(zero_copy_only=False)
     return arr.to_numpy(zero_copy_only=False).astype(object), bad
@@ -304,12 +322,15 @@ def arrow_target(arr: pa.Array, spec: DatasetSpec) -> tuple[np.ndarray, np.ndarr
     if spec.target_texts and not pa.types.is_null(arr.type):
         return _target_from_texts(arr if _is_text(arr.type) else arr.cast(pa.string()), spec)
     if _is_text(arr.type):
-        arr = _missing_to_null(arr, spec)
+        arr = _missing_to_null(arr, spec.missing_values)
         values, bad = _text_numbers(arr)
     elif pa.types.is_null(arr.type):
         return np.full(len(arr), np.nan), np.zeros(len(arr), dtype=bool)
     else:
         values, bad = arrow_numbers(arr, Feature(name=spec.target, kind="boolean"), spec)
+    if blank := numbers_in(spec.missing_values):  # missing tokens that are numbers, by value
+        hit = np.isin(values, blank)
+        values, bad = np.where(hit, np.nan, values), bad & ~hit
     with np.errstate(invalid="ignore"):
         bad |= ~np.isnan(values) & (values != 0.0) & (values != 1.0)
     return values, bad
@@ -318,16 +339,18 @@ def arrow_target(arr: pa.Array, spec: DatasetSpec) -> tuple[np.ndarray, np.ndarr
 def _target_from_texts(arr: pa.Array, spec: DatasetSpec) -> tuple[np.ndarray, np.ndarray]:
     """The spec's default and repaid texts as 1.0 and 0.0, missing ones NaN; a mask of texts that
     are none of them."""
-    return _flags_from_texts(_missing_to_null(arr, spec), spec.default_values, spec.repaid_values)
+    return _flags_from_texts(_missing_to_null(arr, spec.missing_values), spec.default_values,
+                             spec.repaid_values, blank=numbers_in(spec.missing_values))
 
 
 def _flags_from_texts(
-    arr: pa.Array, ones: Sequence[str], zeros: Sequence[str]
+    arr: pa.Array, ones: Sequence[str], zeros: Sequence[str], *, blank: Sequence[float] = ()
 ) -> tuple[np.ndarray, np.ndarray]:
     """Texts (missing tokens already null) as 1.0 for one of ``ones``, 0.0 for one of ``zeros``,
-    NaN for null; and a mask of texts that are neither. Spaces and tabs around a text are ignored,
-    as around numbers, and listed texts that are numbers also match by value: pandas writes a
-    boolean column with a gap as ``1.0`` and ``0.0``, German credit's target 2 as ``2.0``."""
+    NaN for null and for the numbers ``blank`` (missing tokens by value); and a mask of texts that
+    are none of them. Spaces and tabs around a text are ignored, as around numbers, and listed
+    texts that are numbers also match by value: pandas writes a boolean column with a gap as
+    ``1.0`` and ``0.0``, German credit's target 2 as ``2.0``."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -336,10 +359,11 @@ def _flags_from_texts(
     is_zero = pc.is_in(arr, value_set=pa.array(list(zeros), type=arr.type)).to_numpy(zero_copy_only=False)
     present = arr.is_valid().to_numpy(zero_copy_only=False)
     listed = [numbers_in(ones), numbers_in(zeros)]
-    if any(listed) and not (is_one | is_zero)[present].all():
+    if (any(listed) or len(blank)) and not (is_one | is_zero)[present].all():
         numbers, unreadable = _text_numbers(arr)
         is_one |= ~unreadable & np.isin(numbers, listed[0])
         is_zero |= ~unreadable & np.isin(numbers, listed[1])
+        present &= unreadable | ~np.isin(numbers, blank)
     values = np.where(is_one, 1.0, np.where(is_zero, 0.0, np.nan))
     return values, present & ~(is_one | is_zero)
 

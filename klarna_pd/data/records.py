@@ -36,7 +36,7 @@ class _Plan:
     boolean_ok: frozenset[type]
     order: np.ndarray  # columns of [numbers..., booleans...] in spec.number_names order
     texts: tuple[Feature, ...]
-    missing: frozenset[str]
+    missing: tuple[frozenset[str], ...]  # each text feature's missing tokens
 
 
 def _plan(spec: DatasetSpec, extra_fields: tuple[str, ...]) -> _Plan:
@@ -55,7 +55,7 @@ def _make_plan(spec: DatasetSpec, extra_fields: tuple[str, ...]) -> _Plan:
         boolean_ok=frozenset(kinds.JSON_TYPES["boolean"] | {_NONE}),
         order=np.argsort([position[f.name] for f in (*numbers, *booleans)]),
         texts=tuple(f for f in spec.features if f.kind == "categorical"),
-        missing=frozenset(spec.missing_values),
+        missing=tuple(frozenset(spec.missing_of(f)) for f in spec.features if f.kind == "categorical"),
     )
 
 
@@ -102,7 +102,8 @@ def read_records(
     numbers = _values(records, plan.numbers, plan.number_ok, spec, prefix, problems)
     booleans = _values(records, plan.booleans, plan.boolean_ok, spec, prefix, problems)
     block = _number_block(numbers, booleans, n, plan, spec, prefix, problems)
-    texts = {f.name: _texts(records, f, plan.missing, spec, prefix, problems) for f in plan.texts}
+    texts = {f.name: _texts(records, f, missing, spec, prefix, problems)
+             for f, missing in zip(plan.texts, plan.missing)}
     ids = _ids(records, spec, prefix, problems)
     if problems:
         problems.sort(key=lambda p: _order(p.loc))
@@ -133,6 +134,7 @@ def _number_block(numbers: list[Any], booleans: list[Any], n: int, plan: _Plan, 
     nn, nb = len(plan.numbers), len(plan.booleans)
     block = np.concatenate([_floats(numbers, n, nn), _floats(booleans, n, nb)], axis=1)[:, plan.order]
     rules = kinds.number_rules(spec)
+    rules.blank(block)
     broken = rules.bad(block)
     if broken.any():
         for i, j in zip(*np.nonzero(broken)):

@@ -271,6 +271,55 @@ def test_spark_scores_a_spec_whose_names_have_dots_and_spaces(spark, bentoml_hom
     assert (tmp_path / "spark.csv").read_text().startswith("app.id,pd\n")
 
 
+def test_a_specs_own_missing_tokens_score_alike_on_spark_the_local_engine_and_json(spark, bentoml_home,
+                                                                                    tmp_path):
+    """Sentinels (365243 as text, as 365243.0), a global numeric token (-1, -1.0) and NA as a level
+    of one feature: both engines write the same bytes, and each row's PD is the one its JSON gets."""
+    import bentoml
+
+    from klarna_pd.batch.spark import score_file_spark
+    from klarna_pd.spec import DatasetSpec
+    from klarna_pd.store.local import load_model
+    from klarna_pd.training import TrainConfig
+    from klarna_pd.training.pipeline import run
+
+    rng = np.random.default_rng(1)
+    n = 1_500
+    days = rng.integers(0, 5_000, n).astype(float)
+    score = np.round(rng.normal(size=n), 3)
+    risk = 1 / (1 + np.exp(3 - score + days / 2_000))
+    y = (rng.random(n) < risk).astype(int).astype(str).astype(object)
+    y[:100] = "NA"
+    days_text = days.astype(int).astype(str).astype(object)
+    days_text[rng.random(n) < 0.2] = "365243"
+    days_text[rng.random(n) < 0.1] = "365243.0"
+    score_text = score.astype(str).astype(object)
+    score_text[rng.random(n) < 0.1] = rng.choice(["-1", "-1.0", " -1 "])
+    country = rng.choice(["NA", "SE", "DE", ""], n)
+    src = tmp_path / "own.csv"
+    pd.DataFrame({"id": [f"r{i}" for i in range(n)], "y": y, "days": days_text, "score": score_text,
+                  "country": country}).to_csv(src, index=False, na_rep="NA")
+    spec = DatasetSpec.model_validate({
+        "name": "own", "id": "id", "target": "y", "missing_values": ["NA", "", "-1"], "features": [
+            {"name": "days", "kind": "numeric", "min": 0, "max": 50_000,
+             "missing_values": ["NA", "", "365243"]},
+            {"name": "score", "kind": "numeric"},
+            {"name": "country", "kind": "categorical", "missing_values": [""]}]})
+    tag = run(src, spec, tmp_path / "out", TrainConfig(folds=2), model_name="own-pd",
+              log=lambda *_: None).model_tag
+    model = load_model(tag)
+    assert "NA" in model.encoder.levels_["country"]  # learned as a level, not as missing
+    local = score_file(model, src, tmp_path / "local.csv", progress=False)
+    remote = score_file_spark(bentoml.models.get(tag).path, spec, str(src), tmp_path / "spark.csv")
+    assert local.rows_scored == remote.rows_scored == n
+    assert (tmp_path / "spark.csv").read_bytes() == (tmp_path / "local.csv").read_bytes()
+    as_json = [{"days": None if d in ("365243", "365243.0") else float(d),
+                "score": None if s.strip() in ("-1", "-1.0") else float(s),
+                "country": str(c) or None} for d, s, c in zip(days_text, score_text, country)]
+    scored = pd.read_csv(tmp_path / "local.csv", float_precision="round_trip")
+    assert scored["pd"].tolist() == model.predict_records(as_json).tolist()
+
+
 def test_spark_counts_the_levels_the_model_has_no_code_for_as_the_local_engine_does(
         spark, small_trained, small_model, synthetic_small, tmp_path):
     import bentoml

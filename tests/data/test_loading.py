@@ -301,6 +301,60 @@ def test_spaces_around_a_number_read_the_same_whatever_else_is_in_the_block(good
 
 # -- a target given as texts (default_values / repaid_values) --------------------------------------
 
+OWN_MISSING = {"name": "own", "id": "id", "target": "y", "missing_values": ["NA", "", "-1"], "features": [
+    # Home Credit's DAYS_EMPLOYED: 365243 means "not employed", far beyond any real day count
+    {"name": "days", "kind": "numeric", "min": 0, "max": 50_000, "missing_values": ["NA", "", "365243"]},
+    {"name": "score", "kind": "numeric"},
+    {"name": "flag", "kind": "boolean"},
+    {"name": "code", "kind": "categorical"},
+    {"name": "country", "kind": "categorical", "missing_values": [""]},  # NA is Namibia here
+]}
+
+
+@pytest.mark.parametrize("spec_change", [{}, {"features": OWN_MISSING["features"][:4]}],
+                         ids=["Namibia: every column as text", "numbers parsed by pyarrow"])
+def test_a_features_own_missing_tokens_and_numbers_by_value_on_every_path(tmp_path, spec_change):
+    """A feature's own missing_values replace the spec's for it; a missing token that is a number is
+    missing by value from any source (the text 365243.0, JSON 365243, an Arrow integer). Before,
+    one list served every column (NA could not be a level) and -1 was missing only as those two
+    characters: -1.0 in a file, -1 in JSON or Parquet were scored as minus one."""
+    from klarna_pd.data.arrow import read_table
+    from klarna_pd.data.records import read_records
+    from klarna_pd.spec import DatasetSpec
+
+    spec = DatasetSpec.model_validate({**OWN_MISSING, **spec_change})
+    names = spec.feature_names
+    rows = [  # one applicant per row, as a file's fields and as JSON values
+        (["365243", "-1.0", "1", "-1", "NA"], [365243, -1, True, -1, "NA"]),
+        (["365243.0", " -1 ", "NA", "8", ""], [365243.0, -1.0, None, 8, ""]),
+        ([" 365243 ", "2.5", "0.0", "7", "SE"], [365243, 2.5, False, "7", "SE"]),
+        (["120", "NA", "true", "NA", "NA"], [120, None, True, None, "NA"]),
+    ]
+    header = ",".join(["id", "y", *names])
+    lines = [header] + [",".join([f"r{i}", "0", *fields[:len(names)]]) for i, (fields, _) in enumerate(rows)]
+    from_file = read_dataset(_write(tmp_path, lines), spec).batch
+    records = [{"id": f"r{i}", **dict(zip(names, values))} for i, (_, values) in enumerate(rows)]
+    from_json = read_records(records, spec)
+    # and as Parquet writers store them: integer days, float scores, booleans and codes as integers
+    table = pa.table({"id": [f"r{i}" for i in range(4)], "y": [0] * 4, "days": [365243, 365243, 365243, 120],
+                      "score": [-1.0, -1.0, 2.5, None], "flag": [1, None, 0, 1], "code": [-1, 8, 7, None],
+                      "country": ["NA", "", "SE", "NA"]}).select(["id", "y", *names])
+    pq.write_table(table, tmp_path / "d.parquet")
+    from_arrow, _, problems = read_table(table, spec, first_line=0)
+    from_parquet = read_dataset(tmp_path / "d.parquet", spec).batch
+    assert problems == []
+    for batch in (from_file, from_json, from_arrow, from_parquet):
+        np.testing.assert_array_equal(batch.numbers, [[np.nan, np.nan, 1], [np.nan, np.nan, np.nan],
+                                                      [np.nan, 2.5, 0], [120, np.nan, 1]])
+        assert batch.texts["code"].tolist() == [None, "8", "7", None]
+        if "country" in names:
+            assert batch.texts["country"].tolist() == ["NA", None, "SE", "NA"]
+    # A value out of range that is not the sentinel is refused, as before
+    bad = _write(tmp_path, [header, ",".join(["r0", "0", "400000", *rows[0][0][1:len(names)]])])
+    with pytest.raises(DataError, match="'days': expected a finite number from 0 to 50000, got '400000'"):
+        read_dataset(bad, spec)
+
+
 TEXT_TARGET = {"name": "loans", "id": "id", "target": "loan_status",
                "features": [{"name": "x", "kind": "numeric"}],
                "default_values": ["Charged Off", "Default"], "repaid_values": ["Fully Paid"]}
@@ -346,6 +400,10 @@ def test_a_target_given_as_texts_reads_as_1_0_and_missing(tmp_path):
     ({"true_values": ["Y", "1"], "false_values": ["N", "1.0"]},
      "true_values '1' and false_values '1.0' are one number"),
     ({"true_values": ["Y", "Yes "]}, "true_values ['Yes ']: spaces around a text never match"),
+    ({"features": [{"name": "b", "kind": "boolean", "missing_values": ["NA", "0.0"]}]},
+     "feature 'b''s missing_values ['0.0'] would also be true_values or false_values of the boolean 'b'"),
+    ({"missing_values": ["NA", "False"], "features": [{"name": "b", "kind": "boolean"}]},
+     "missing_values ['False'] would also be true_values or false_values of the boolean 'b'"),
     ({"true_values": ["Y"], "false_values": ["N", "Y"]},
      "texts ['Y'] are in both true_values and false_values"),
     ({"features": [{"name": "loan amount", "kind": "numeric"}, {"name": "loan_amount", "kind": "numeric"}]},
