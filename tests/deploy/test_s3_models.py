@@ -498,7 +498,7 @@ def test_access_denied_names_the_object_and_that_it_may_be_missing(small_trained
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Forbidden)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True).start()  # shutdown() waits a poll
     try:
         monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{server.server_port}")
         for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),

@@ -72,7 +72,8 @@ class _Handler(BaseHTTPRequestHandler):
 @pytest.fixture
 def stub(schema):
     server = _Stub(schema)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # A short poll: serve_forever's default (0.5 s) made every test wait that long in shutdown().
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
     thread.start()
     try:
         yield server
