@@ -134,8 +134,7 @@ class DatasetSpec(BaseModel):
             raise ValueError(f"feature names {reserved} are reserved by the service's API")
         _check_texts_apart("true_values", self.true_values, "false_values", self.false_values)
         for f in self.features:
-            if f.kind == "boolean":
-                self._check_boolean_missing(f)
+            self._check_feature_missing(f)
         if (self.default_values is None) != (self.repaid_values is None):
             raise ValueError("default_values and repaid_values go together: the target's texts for "
                              "default and for no default")
@@ -146,21 +145,28 @@ class DatasetSpec(BaseModel):
                 if not texts[key]:
                     raise ValueError(f"{key} is empty: name at least one text of the target")
             _check_texts_apart("default_values", self.default_values, "repaid_values", self.repaid_values)
-            for a, b in (("default_values", "missing_values"), ("repaid_values", "missing_values")):
-                both = sorted(set(texts[a]) & set(texts[b]))
+            for key in ("default_values", "repaid_values"):
+                both = _shared(self.missing_values, texts[key])
                 if both:
-                    raise ValueError(f"texts {both} are in both {a} and {b}")
+                    raise ValueError(f"texts {both} are in both {key} and missing_values{_BY_VALUE}")
+        elif both := _shared(self.missing_values, (), numbers=(0.0, 1.0)):
+            raise ValueError(f"missing_values {both} would make the target's 0 or 1 missing{_BY_VALUE}")
         return self
 
-    def _check_boolean_missing(self, f: Feature) -> None:
+    def _check_feature_missing(self, f: Feature) -> None:
+        """A boolean's missing tokens are none of its values; an ordinal's numbers are codes."""
         missing = self.missing_of(f)
-        flags = (*self.true_values, *self.false_values)
-        both = sorted(set(missing) & set(flags)) or sorted(
-            t for t in missing if set(numbers_in([t])) & set(numbers_in(flags)))
-        if both:
-            key = f"feature {f.name!r}'s missing_values" if f.missing_values is not None else "missing_values"
-            raise ValueError(f"{key} {both} would also be true_values or false_values of the boolean "
-                             f"{f.name!r}")
+        key = "missing_values" if f.missing_values is None else f"the missing_values of feature {f.name!r}"
+        if f.kind == "boolean":
+            both = _shared(missing, (*self.true_values, *self.false_values), numbers=(0.0, 1.0))
+            if both:
+                raise ValueError(f"{key} {both} would also be values of the boolean {f.name!r} (its true and "
+                                 f"false texts, 1 and 0){_BY_VALUE}")
+        elif f.kind == "ordinal":
+            odd = [t for t in missing for x in numbers_in([t]) if x != int(x) or abs(x) > 2.0**53]
+            if odd:
+                raise ValueError(f"{key} {odd} cannot be codes of the ordinal {f.name!r} (integers of at "
+                                 "most 2**53): as missing tokens they would hide the codes beside them")
 
     def missing_of(self, feature: Feature) -> tuple[str, ...]:
         """A feature's missing tokens: its own ``missing_values``, else the spec's."""
@@ -243,13 +249,23 @@ def numbers_in(texts: Sequence[str]) -> list[float]:
     listed text also matches (booleans' and the target's texts, :mod:`klarna_pd.data.kinds`)."""
     out = []
     for text in texts:
-        if "_" in text:  # Python's float() reads 1_0 as 10, Arrow's parser (every reader's) does not
+        # Python's float() reads 1_0 as 10 and other scripts' digits, Arrow's (every reader's) does not
+        if "_" in text or not text.isascii():
             continue
         try:
             out.append(float(text))
         except ValueError:
             pass
     return [x for x in out if math.isfinite(x)]
+
+
+_BY_VALUE = " (texts that are numbers also match by value: 1 and 1.0 are one)"
+
+
+def _shared(texts: Sequence[str], others: Sequence[str], numbers: Sequence[float] = ()) -> list[str]:
+    """The texts of ``texts`` that are among ``others`` as texts, or as numbers (or are ``numbers``)."""
+    values = set(numbers_in(others)).union(numbers)
+    return sorted(t for t in texts if t in others or values.intersection(numbers_in([t])))
 
 
 def _check_texts_apart(a: str, ones: Sequence[str], b: str, zeros: Sequence[str]) -> None:

@@ -102,6 +102,22 @@ def column(name: str) -> Column:
     return F.col("`" + name.replace("`", "``") + "`")
 
 
+def _check_empty_is_missing(spec: DatasetSpec, path: str) -> None:
+    """Spark's CSV reader makes an empty unquoted field null in every column whatever its options
+    (``nullValue``, ``emptyValue``); where the empty text is no missing token, the local engine
+    reads it as a text (a level, or refused as a number), so the two would score apart."""
+    columns = [(spec.id, spec.missing_values), (spec.target, spec.missing_values),
+               *((f.name, spec.missing_of(f)) for f in spec.features)]
+    lacking = [name for name, tokens in columns if "" not in tokens]
+    if lacking:
+        raise DataError(
+            f"Spark reads an empty CSV field as missing in every column, but the missing_values of "
+            f"{lacking[:5]}{' ...' if len(lacking) > 5 else ''} do not include the empty text, so the "
+            "local engine reads it as a text there: add \"\" to them, or score with --engine local",
+            path=Path(path),
+        )
+
+
 def read_text(spark: SparkSession, path: str, spec: DatasetSpec) -> DataFrame:
     """The file's columns as text (Parquet: as stored), malformed CSV rows kept in ``_corrupt_record``."""
     from pyspark.sql.types import StringType, StructField, StructType
@@ -109,6 +125,7 @@ def read_text(spark: SparkSession, path: str, spec: DatasetSpec) -> DataFrame:
     if is_parquet(path):
         df = spark.read.parquet(path)
     else:
+        _check_empty_is_missing(spec, path)
         header = spark.read.option("sep", spec.separator).option("header", True).csv(path).columns
         fields = [StructField(c, StringType()) for c in header] + [StructField(CORRUPT, StringType())]
         df = (

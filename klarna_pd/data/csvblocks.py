@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 
 from ..errors import DataError
-from ..spec import DatasetSpec
+from ..spec import DatasetSpec, numbers_in
 from . import kinds
 from .arrow import read_table
 from .batch import Batch, RowProblem
@@ -34,27 +34,28 @@ from .lines import (
 def _csv_options(
     spec: DatasetSpec, present: list[str], block_size: int | None, on_invalid, *, typed: bool, names: list[str] | None = None
 ):
-    """pyarrow options; ``typed`` parses numbers and booleans straight into their types, in the
-    columns whose missing tokens are exactly those pyarrow turns into nulls (:func:`_parser_nulls`);
-    the rest stay text for :mod:`.kinds`."""
-    nulls = _parser_nulls(spec)
+    """pyarrow options; ``typed`` parses numbers and booleans straight into their types where that
+    reads a column's missing tokens as :mod:`.kinds` does: pyarrow nulls the tokens every column
+    shares (:func:`_parser_nulls`), a number column's other tokens must be numbers (missing by
+    value after parsing, :meth:`.kinds.NumberRules.blank`), a boolean's none. The rest stay text."""
+    nulls = set(_parser_nulls(spec))
     types = {c: pa.string() for c in present}
     if typed:
         feature = {f.name: f for f in spec.features}
         for c in present:
             f = feature.get(c)
-            if set(spec.missing_of(f) if f else spec.missing_values) != set(nulls):
-                continue
+            others = set(spec.missing_of(f) if f else spec.missing_values) - nulls
             if (f and f.kind in ("numeric", "ordinal")) or (c == spec.target and not spec.target_texts):
-                types[c] = pa.float64()
-            elif f and f.kind == "boolean":
+                if all(numbers_in([t]) for t in others):
+                    types[c] = pa.float64()
+            elif f and f.kind == "boolean" and not others:
                 types[c] = pa.bool_()
     read = pa_csv.ReadOptions(use_threads=False, block_size=block_size, column_names=names)
     parse = pa_csv.ParseOptions(delimiter=spec.separator, invalid_row_handler=on_invalid)
     convert = pa_csv.ConvertOptions(
         column_types=types,
         include_columns=present,
-        null_values=list(nulls),
+        null_values=list(_parser_nulls(spec)),
         true_values=list(spec.true_values),
         false_values=list(spec.false_values),
         strings_can_be_null=True,

@@ -150,15 +150,22 @@ class NumberRules:
     lo: np.ndarray
     hi: np.ndarray
     integral: np.ndarray
-    sentinels: tuple[tuple[int, np.ndarray], ...]
-    """(column, numbers): the numbers among a feature's missing tokens, missing by value whatever
-    the source (``365243`` as the text ``365243.0``, a JSON number, an Arrow integer)."""
+    sentinels: tuple[tuple[np.ndarray, np.ndarray], ...]
+    """(columns, numbers): the numbers among the features' missing tokens, missing by value whatever
+    the source (``365243`` as the text ``365243.0``, a JSON number, an Arrow integer); columns with
+    the same numbers (the spec's tokens) in one group, checked in one pass."""
 
     def blank(self, block: np.ndarray) -> None:
         """Set the sentinel numbers of ``block`` to NaN, in place (before :meth:`bad`: a sentinel
         may lie outside the feature's range)."""
-        for j, numbers in self.sentinels:
-            block[np.isin(block[:, j], numbers), j] = np.nan
+        for columns, numbers in self.sentinels:
+            part = block[:, columns]
+            hit = part == numbers[0]
+            for x in numbers[1:]:
+                hit |= part == x
+            if hit.any():
+                part[hit] = np.nan
+                block[:, columns] = part
 
     def bad(self, block: np.ndarray) -> np.ndarray:
         """Mask of values that break a rule (missing NaN never does: NaN compares false)."""
@@ -177,8 +184,11 @@ def number_rules(spec: DatasetSpec) -> NumberRules:
 def _make_rules(spec: DatasetSpec) -> NumberRules:
     feats = tuple(f for f in spec.features if f.kind != "categorical")
     lo, hi, integral = [], [], []
-    sentinels = tuple((j, np.array(numbers)) for j, f in enumerate(feats)
-                      if (numbers := numbers_in(spec.missing_of(f))))
+    groups: dict[tuple[float, ...], list[int]] = {}
+    for j, f in enumerate(feats):
+        if numbers := tuple(sorted(set(numbers_in(spec.missing_of(f))))):
+            groups.setdefault(numbers, []).append(j)
+    sentinels = tuple((np.array(cols), np.array(numbers)) for numbers, cols in groups.items())
     for f in feats:
         if f.kind == "boolean":
             lo.append(0.0), hi.append(1.0), integral.append(True)

@@ -313,6 +313,12 @@ def test_a_specs_own_missing_tokens_score_alike_on_spark_the_local_engine_and_js
     remote = score_file_spark(bentoml.models.get(tag).path, spec, str(src), tmp_path / "spark.csv")
     assert local.rows_scored == remote.rows_scored == n
     assert (tmp_path / "spark.csv").read_bytes() == (tmp_path / "local.csv").read_bytes()
+    # Spark makes an empty field null whatever its options: where "" is no missing token, refused
+    strict = spec.model_copy(update={"features": (*spec.features[:2], spec.features[2].model_copy(
+        update={"missing_values": ("NA",)}))})
+    with pytest.raises(DataError, match=r"missing_values of \['country'\] do not include the empty text"):
+        score_file_spark(bentoml.models.get(tag).path, strict, str(src), tmp_path / "refused.csv")
+    assert not (tmp_path / "refused.csv").exists()
     as_json = [{"days": None if d in ("365243", "365243.0") else float(d),
                 "score": None if s.strip() in ("-1", "-1.0") else float(s),
                 "country": str(c) or None} for d, s, c in zip(days_text, score_text, country)]

@@ -127,3 +127,11 @@ def test_what_the_readers_derive_from_a_spec_goes_with_the_spec():
     gc.collect()
     assert gone() is None
     assert kinds.number_rules(klarna_spec()) is kinds.number_rules(klarna_spec())  # the loaded spec is cached
+
+
+def test_only_ascii_numbers_match_by_value():
+    """Python's float() reads other scripts' digits and 1_0; Arrow, which reads every file, does not."""
+    from klarna_pd.spec import numbers_in
+
+    texts = ["-1", "365243.0", "1e3", "\u0663", "1_0", "NA", "nan", "inf"]
+    assert numbers_in(texts) == [-1.0, 365243.0, 1000.0]
