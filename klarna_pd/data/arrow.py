@@ -46,7 +46,12 @@ def read_table(
     names = set(table.column_names)
 
     if spec.id in names:
-        id_values, id_bad = kinds.arrow_texts(_column(table, spec.id), spec)
+        arr = _column(table, spec.id)
+        try:
+            id_values, id_bad = kinds.arrow_texts(arr, spec)
+        except TypeError:
+            raise DataError(f"expected {kinds.id_expected()}, the column has type {arr.type}",
+                            column=spec.id) from None
     elif require_id:
         raise DataError(f"missing id column {spec.id!r}")
     else:
@@ -60,9 +65,12 @@ def read_table(
                 bad[i] = RowProblem(int(lines[i]), column, reason_of(i), ident)
 
     if id_values is not None:
+        # A bad id first: a fractional one is None in id_values too, and is not missing.
+        id_arr = _column(table, spec.id)
+        flag(id_bad, spec.id,
+             lambda i: f"expected {kinds.id_expected()}, got {kinds.shown(id_arr[i].as_py())}")
         if require_id:
             flag(np.equal(id_values, None), spec.id, lambda i: "the id is missing")
-        flag(id_bad, spec.id, lambda i: f"expected {kinds.id_expected()}, got {kinds.shown(id_values[i])}")
 
     target = None
     if spec.target in names:

@@ -192,10 +192,12 @@ def check_columns(
     if missing:
         shown = missing if len(missing) <= 8 else missing[:8] + [f"... {len(missing) - 8} more"]
         near = _near_misses(missing, extra)
+        parquet = is_parquet(path)
         why = (f"near misses: {', '.join(f'{c!r} is perhaps {h!r}' for c, h in near.items())}" if near
-               else f"is the separator {spec_separator_name(spec)} right?")
-        raise DataError(f"missing columns {shown}; the header has {len(header)} columns ({why})",
-                        path=path, line=1)
+               else None if parquet else f"is the separator {spec_separator_name(spec)} right?")
+        held = f"the file has {len(header)} columns" if parquet else f"the header has {len(header)} columns"
+        raise DataError(f"missing columns {shown}; {held}" + (f" ({why})" if why else ""),
+                        path=path, line=None if parquet else 1)
     if extra:
         warnings.warn(
             f"{path}: ignoring {len(extra)} column(s) the spec does not name: {extra[:8]}",
@@ -330,8 +332,11 @@ def _iter_parquet(path: Path, spec: DatasetSpec, *, strict: bool, require_target
     # Parquet has no lines: "line" is the row number counted like a CSV with a header.
     next_line = 2
     for batch in pfile.iter_batches(columns=present):
-        rows, lines, problems = read_table(pa.Table.from_batches([batch]), spec, first_line=next_line,
-                                           require_target=require_target)
+        try:
+            rows, lines, problems = read_table(pa.Table.from_batches([batch]), spec, first_line=next_line,
+                                               require_target=require_target)
+        except DataError as exc:  # a column of a type its kind cannot take: name the file too
+            raise DataError(exc.reason, path=path, column=exc.column) from None
         if strict and problems:
             _raise_first(problems, path)
         yield Chunk(batch=rows, first_line=next_line, lines=lines, problems=problems)

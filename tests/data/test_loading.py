@@ -215,6 +215,20 @@ def test_unusable_files(tmp_path, klarna_spec, content, needle):
         read_dataset(path, klarna_spec)
 
 
+@pytest.mark.parametrize("tail", [b"abc\xf6;1\n", b"x\xf6"], ids=["short row", "last line without newline"])
+def test_a_byte_not_utf8_on_a_short_row_names_its_line(synthetic_small, klarna_spec, tmp_path, capfd, tail):
+    """pyarrow decodes a row with too few fields for the invalid-row handler: such a byte ended in
+    a traceback on stderr and 'Row #1: Expected 43 columns' instead of the line and the byte."""
+    head = synthetic_small.read_bytes().split(b"\n")[:50]
+    path = tmp_path / "d.csv"
+    path.write_bytes(b"\n".join(head) + b"\n" + tail)
+    for read in (lambda: read_dataset(path, klarna_spec),
+                 lambda: list(iter_chunks(path, klarna_spec, strict=False))):
+        with pytest.raises(DataError, match="line 51: not UTF-8 text: byte [0-9,]+ \\(0xf6\\)"):
+            read()
+    assert "Traceback" not in capfd.readouterr().err
+
+
 def test_unreadable_paths(tmp_path, klarna_spec):
     with pytest.raises(DataError, match="file not found"):
         read_dataset(tmp_path / "nope.csv", klarna_spec)
