@@ -82,23 +82,48 @@ def temp_beside(path: Path) -> Path:
     return Path(tmp)
 
 
+def first_missing(directory: Path) -> Path | None:
+    """The outermost directory of ``directory``'s path that does not exist yet (None: it exists):
+    what creating it makes, for :func:`remove_empty` to take back."""
+    return next((p for p in (*reversed(directory.parents), directory) if not p.exists()), None)
+
+
+def remove_empty(directory: Path, *, up_to: Path | None) -> None:
+    """Remove ``directory`` and its parents up to ``up_to`` (included) while they are empty: what
+    a failed run made for its outputs (``up_to`` from :func:`first_missing`; None: nothing)."""
+    if up_to is None:
+        return
+    for d in (directory, *directory.parents):
+        try:
+            d.rmdir()
+        except OSError:  # not empty (someone else's), or gone
+            return
+        if d == up_to:
+            return
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
 
     The temporary file lives in the target's directory so the final rename is atomic on POSIX.
-    On any error it is removed and ``path`` is left as it was.
+    On any error it is removed, with the directories made for it, and ``path`` is left as it was.
     """
     path = Path(path)
+    made = first_missing(path.parent)
     tmp_path = temp_beside(path)
     try:
-        yield tmp_path
         try:
-            os.replace(tmp_path, path)
-        except OSError as exc:  # a directory of that name, mostly
-            raise DataError(f"cannot replace it: {exc.strerror or exc}", path=path) from None
-    finally:
-        tmp_path.unlink(missing_ok=True)
+            yield tmp_path
+            try:
+                os.replace(tmp_path, path)
+            except OSError as exc:  # a directory of that name, mostly
+                raise DataError(f"cannot replace it: {exc.strerror or exc}", path=path) from None
+        finally:
+            tmp_path.unlink(missing_ok=True)
+    except BaseException:
+        remove_empty(path.parent, up_to=made)
+        raise
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

@@ -23,8 +23,9 @@ class Progress:
         self.stream = stream if stream is not None else sys.stderr
         self.every = every
         self.started = time.perf_counter()
-        self._last = 0.0
         self._tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        # In a log the first line comes after ``every`` seconds: a short job prints its finish alone.
+        self._last = 0.0 if self._tty else self.started
 
     def _line(self, done: int) -> str:
         elapsed = max(time.perf_counter() - self.started, 1e-9)
@@ -53,4 +54,6 @@ class Progress:
     def finish(self, done: int) -> None:
         self.total, self.estimated = done, False
         elapsed = time.perf_counter() - self.started
-        print(f"{self._line(done)} in {elapsed:,.1f} s".ljust(80), file=self.stream, flush=True)
+        line = f"{self._line(done)} in {elapsed:,.1f} s"
+        # On a terminal it overwrites the last update, which may have been longer.
+        print(line.ljust(80) if self._tty else line, file=self.stream, flush=True)

@@ -106,7 +106,7 @@ def screen_ids(ids: np.ndarray, lines: np.ndarray, ledger: IdLedger | None, id_n
 
     Args:
         ids: the ids of rows that passed the value checks, in file order.
-        lines: each row's line (0 where unknown, as on Spark).
+        lines: each row's line (0 where unknown, as on Spark: the problems then say None).
         ledger: the ids scored so far in this run (None: do not look for duplicates).
         id_name: the id column's name, for the problems.
 
@@ -115,7 +115,7 @@ def screen_ids(ids: np.ndarray, lines: np.ndarray, ledger: IdLedger | None, id_n
     """
     problems: dict[int, RowProblem] = {}
     for i in unsafe_ids(ids):
-        problems[i] = RowProblem(int(lines[i]), id_name, id_refusal(ids[i]), ids[i])
+        problems[i] = RowProblem(int(lines[i]) or None, id_name, id_refusal(ids[i]), ids[i])
     keep = np.ones(len(ids), dtype=bool)
     keep[list(problems)] = False
     if ledger is None or not len(ids):
@@ -127,7 +127,8 @@ def screen_ids(ids: np.ndarray, lines: np.ndarray, ledger: IdLedger | None, id_n
     earlier = ledger.lookup(keys)
     for k in np.flatnonzero(earlier >= 0):
         i = int(order[k])
-        problems.setdefault(i, RowProblem(int(lines[i]), id_name, duplicate_reason(ids[i], int(earlier[k])), ids[i]))
+        problems.setdefault(i, RowProblem(int(lines[i]) or None, id_name,
+                                          duplicate_reason(ids[i], int(earlier[k])), ids[i]))
     same = np.flatnonzero(keys[1:] == keys[:-1])
     if len(same):
         first_of: dict[str, int] = {}
@@ -136,7 +137,8 @@ def screen_ids(ids: np.ndarray, lines: np.ndarray, ledger: IdLedger | None, id_n
                 continue
             j = first_of.setdefault(ids[i], i)
             if j != i:
-                problems[i] = RowProblem(int(lines[i]), id_name, duplicate_reason(ids[i], int(lines[j])), ids[i])
+                problems[i] = RowProblem(int(lines[i]) or None, id_name,
+                                         duplicate_reason(ids[i], int(lines[j])), ids[i])
     keep[list(problems)] = False
     scored = keep[order]
     ledger.add(keys[scored], lines[order][scored])

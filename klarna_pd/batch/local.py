@@ -65,11 +65,16 @@ class BatchSummary:
         """What the CLI prints: the run, a line per feature with levels the model has no code for
         (the respelled ones are warnings: :attr:`respelled`), and last the invariant
         ``rows in N = scored S + rejected R``."""
-        text = f"scored {self.rows_scored:,} rows into {self.output} in {self.seconds:,.1f} s ({self.rows_per_second:,.0f} rows/s)"
+        text = (f"scored {_rows(self.rows_scored)} into {self.output} in {self.seconds:,.1f} s "
+                f"({self.rows_per_second:,.0f} rows/s)")
         if self.rows_rejected:
-            text += f"; rejected {self.rows_rejected:,} rows, reasons in {self.rejects}"
+            text += f"; rejected {_rows(self.rows_rejected)}, reasons in {self.rejects}"
         counts = f"rows in {self.rows_in:,} = scored {self.rows_scored:,} + rejected {self.rows_rejected:,}"
         return "\n".join([text, *self.unknown_levels, counts])
+
+
+def _rows(n: int) -> str:
+    return f"{n:,} row{'' if n == 1 else 's'}"
 
 
 def check_rows(rows_in: int, scored: int, rejected: int) -> None:

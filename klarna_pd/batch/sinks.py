@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 
 from ..data.batch import RowProblem
 from ..data.files import is_parquet
-from ..files import atomic_path, temp_beside
+from ..files import atomic_path, first_missing, remove_empty, temp_beside
 from .ids import formula_like
 
 
@@ -95,12 +95,29 @@ class RejectSink:
             out.write(self.header + "\n")
         sep = self.separator
         for p in problems:
-            out.write(f"{p.line}{sep}{self._cell(p.id)}{sep}{self._cell(p.column)}{sep}{self._cell(p.reason)}\n")
+            line = "" if p.line is None else p.line
+            cells = sep.join((self._cell(p.id), self._cell(p.column), self._cell(p.reason)))
+            out.write(f"{line}{sep}{cells}\n")
         self._file.write(out.getvalue())
         self.count += len(problems)
 
     def close(self) -> None:
         self._file.close()
+
+
+def _remove_stale(rejects: Path, header: str) -> None:
+    """Remove an earlier run's rejects file, so that it is never taken for this run's; a file of
+    that name that does not begin with the rejects header is someone else's (``--rejects`` names
+    any path) and stays."""
+    try:
+        with open(rejects, "rb") as f:
+            first = f.readline(len(header) + 3)
+    except FileNotFoundError:
+        return
+    except OSError:
+        return  # unreadable or not a file: not ours to remove
+    if first.rstrip(b"\r\n") == header.encode("utf-8"):
+        rejects.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
@@ -111,7 +128,9 @@ def open_sinks(output: Path, rejects: Path, id_name: str, separator: str) -> Ite
     run is then removed, so that it is never taken for this run's.
     """
     with atomic_path(output) as tmp_out:
+        made = first_missing(rejects.parent)
         tmp_rej = temp_beside(rejects)
+        kept = False
         try:
             scores = ScoreSink(tmp_out, output, id_name, separator)
             refused = RejectSink(tmp_rej, id_name, separator)
@@ -122,7 +141,10 @@ def open_sinks(output: Path, rejects: Path, id_name: str, separator: str) -> Ite
                 refused.close()
             if refused.count:
                 os.replace(tmp_rej, rejects)
+                kept = True
             else:
-                rejects.unlink(missing_ok=True)
+                _remove_stale(rejects, refused.header)
         finally:
             tmp_rej.unlink(missing_ok=True)
+            if not kept:  # no rejects file, or a failed run: no directory made for one either
+                remove_empty(rejects.parent, up_to=made)

@@ -20,6 +20,7 @@ import os
 import sys
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -60,6 +61,8 @@ def session(master: str | None = None, app: str = "klarna-pd-batch") -> SparkSes
     return (
         builder.config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.ui.enabled", "false")
+        # Spark's stage bar redraws itself with carriage returns: only for a person at a terminal.
+        .config("spark.ui.showConsoleProgress", str(sys.stderr.isatty()).lower())
         .getOrCreate()
     )
 
@@ -251,15 +254,21 @@ def score_file_spark(
     """
     import time
 
+    started = time.perf_counter()
+    spark = session(master)
+    with _one_line_errors(input_path):
+        if "://" in str(output_path):
+            return _write_with_spark(spark, model_dir, spec, input_path, str(output_path), strict=strict,
+                                     started=started, compiled_trees=compiled_trees)
+        return _score_to_local_files(spark, model_dir, spec, input_path, Path(output_path), rejects_path,
+                                     strict=strict, started=started, compiled_trees=compiled_trees)
+
+
+def _score_to_local_files(spark, model_dir, spec: DatasetSpec, input_path: str, output_path: Path,
+                          rejects_path, *, strict: bool, started: float, compiled_trees: bool):
     from .local import BatchSummary, check_rows, default_rejects
     from .sinks import open_sinks
 
-    started = time.perf_counter()
-    spark = session(master)
-    if "://" in str(output_path):
-        return _write_with_spark(spark, model_dir, spec, input_path, str(output_path), strict=strict,
-                                 started=started, compiled_trees=compiled_trees)
-    output_path = Path(output_path)
     rejects_path = Path(rejects_path) if rejects_path is not None else default_rejects(output_path)
     counter = level_counter(spark)
     scored_df = score_dataframe(read_text(spark, input_path, spec), model_dir, spec,
@@ -289,12 +298,40 @@ def score_file_spark(
             else:
                 if strict:
                     raise DataError(row["reason"], path=input_path, column=row["column"])
-                refused.write([RowProblem(0, row["column"], row["reason"], row[spec.id])])
+                refused.write([RowProblem(None, row["column"], row["reason"], row[spec.id])])
         if ids:
             flush()
         check_rows(rows_in, scores.count, refused.count)
     return BatchSummary.of(input_path, output_path, rejects_path, rows_in, scores.count, refused.count,
                            started, _levels(model_dir, counter))
+
+
+@contextmanager
+def _one_line_errors(input_path: str) -> Iterator[None]:
+    """Spark's failures as one line each, not Java's and Python's stacks (a truncated gzip file
+    printed 170 lines): the JVM's message and its root cause, or an executor's own error."""
+    from py4j.protocol import Py4JJavaError
+    from pyspark.errors import PySparkException
+
+    from ..errors import ModelError
+
+    try:
+        yield
+    except Py4JJavaError as exc:
+        error, cause = exc.java_exception, exc.java_exception
+        while cause.getCause() is not None:
+            cause = cause.getCause()
+        said = _lines(str(error.getMessage()))[:1] + ([str(cause.toString())] if cause is not error else [])
+        raise DataError(f"Spark could not score the file: {': '.join(said)}", path=input_path) from None
+    except PySparkException as exc:
+        last = _lines(str(exc))[-1:] or [type(exc).__name__]  # an executor's error ends its traceback
+        if last[0].startswith(f"{ModelError.__module__}.{ModelError.__name__}: "):
+            raise ModelError(last[0].split(": ", 1)[1]) from None
+        raise DataError(f"Spark could not score the file: {last[0]}", path=input_path) from None
+
+
+def _lines(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.strip()]
 
 
 def _levels(model_dir: str | Path, counter) -> UncodedLevels:

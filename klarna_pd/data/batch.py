@@ -25,15 +25,17 @@ if TYPE_CHECKING:
 class RowProblem:
     """One row that does not fit: where, which column, and what was expected and what arrived."""
 
-    line: int
-    """The row's line in its file (header = line 1), or its position in a request."""
+    line: int | None
+    """The row's line in its file (header = line 1), or its position in a request; None where
+    the reader cannot know it (Spark's partitions)."""
     column: str
     reason: str
     id: str | None = None
     """The row's id, when it could be read."""
 
     def message(self) -> str:
-        return f"line {self.line}, column {self.column!r}: {self.reason}"
+        where = "" if self.line is None else f"line {self.line}, "
+        return f"{where}column {self.column!r}: {self.reason}"
 
 
 @dataclass(frozen=True)

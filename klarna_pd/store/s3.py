@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ModelError, RemoteError
-from ..files import sha256_file
+from ..files import first_missing, remove_empty, sha256_file
 from .records import load_directory, record_of_directory
 from .signing import SIGNATURE_FILE, Signer, load_private_key, model_files, signature_document
 
@@ -381,7 +381,7 @@ def _staging(dest: Path | None, log: Callable[[str], None]) -> Iterator[Path]:
     target = dest.resolve() if dest is not None else None
     parent = target.parent if target is not None else Path(tempfile.gettempdir())
     prefix = _beside(target, "pull") if target is not None else ".pull-"
-    made = next((p for p in (*reversed(parent.parents), parent) if not p.exists()), None)
+    made = first_missing(parent)
     try:  # before any download: a destination that cannot be written fails at once
         parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(parent, os.O_RDONLY)
@@ -401,8 +401,7 @@ def _staging(dest: Path | None, log: Callable[[str], None]) -> Iterator[Path]:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     except BaseException:
-        if made is not None:  # a failed pull leaves no directories it made for the model
-            _remove_empty(parent, up_to=made)
+        remove_empty(parent, up_to=made)  # a failed pull leaves no directories it made for the model
         raise
     finally:
         os.close(fd)  # and the lock with it
@@ -412,17 +411,6 @@ def _beside(dest: Path, kind: str) -> str:
     """The name's start of what a pull keeps beside ``dest`` for a while: its download ("pull") and
     the model it replaces ("old"), hidden, and removable by the next pull once left behind."""
     return f".{dest.name}.{kind}-"
-
-
-def _remove_empty(directory: Path, *, up_to: Path) -> None:
-    """Remove ``directory`` and its parents up to ``up_to`` (included) while they are empty."""
-    for d in (directory, *directory.parents):
-        try:
-            d.rmdir()
-        except OSError:  # not empty (another pull's), or gone
-            return
-        if d == up_to:
-            return
 
 
 def _lock(fd: int, parent: Path, log: Callable[[str], None]) -> bool:

@@ -101,9 +101,27 @@ def test_strict_stops_at_the_first_bad_row_and_writes_nothing(small_model, synth
 def test_a_stale_reject_file_is_removed_by_a_clean_run(small_model, synthetic_small, tmp_path):
     out = tmp_path / "out.csv"
     stale = tmp_path / "out.csv.rejects.csv"
-    stale.write_text("old rejects\n")
+    stale.write_text("line;uuid;column;reason\n12;a;age;expected a finite number, got 'x'\n")
     score_file(small_model, synthetic_small, out, progress=False)
     assert not stale.exists()
+    # --rejects may name any file: one that is not a rejects file stays (it was deleted, exit 0)
+    other = tmp_path / "important.csv"
+    other.write_text("uuid;limit\na;1000\n")
+    score_file(small_model, synthetic_small, out, rejects_path=other, progress=False)
+    assert other.read_text() == "uuid;limit\na;1000\n"
+
+
+def test_a_failed_run_leaves_no_directories_it_made(small_model, synthetic_small, tmp_path):
+    """The output's and the rejects' new directories were made before the input was read, and
+    stayed when it could not be."""
+    with pytest.raises(DataError, match="file not found"):
+        score_file(small_model, tmp_path / "nope.csv", tmp_path / "new" / "sub" / "s.csv",
+                   rejects_path=tmp_path / "rej" / "r.csv", progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    # a clean run: its output's directory stays, the unused rejects' does not
+    score_file(small_model, synthetic_small, tmp_path / "new" / "s.csv",
+               rejects_path=tmp_path / "rej" / "r.csv", progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new"]
 
 
 def test_cli_with_progress(small_trained, synthetic_small, expected, tmp_path):
