@@ -1,6 +1,7 @@
 """Train the PD model: cross-validate, calibrate, score the unlabelled rows, store the model.
 
     python train.py [--data PATH] [--spec SPEC.yaml] [--out DIR] [--folds 10] [--seed 0] [--reuse] [--signing-key PEM]
+                    [--model-name NAME] [--no-store] [--no-monotone]
                     [--repeats R] [--tune SECONDS | --tune-trials N] [--predictor refit|folds]
                     [--compare-constraints none NAME=feature,feature ...]
 
@@ -19,12 +20,14 @@ from klarna_pd.cli import Parser
 from klarna_pd.errors import DataError, ModelError, SpecError
 
 
-def _int_at_least(low: int):
+def _int_at_least(low: int, most: int | None = None):
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if most is not None and not low <= value <= most:
+            raise argparse.ArgumentTypeError(f"expected a number from {low} to {most:,}, got {value}")
         if value < low:
             raise argparse.ArgumentTypeError(f"expected a number of at least {low}, got {value}")
         return value
@@ -62,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--spec", type=Path, default=None, help="dataset spec YAML (default: the built-in Klarna spec)")
     parser.add_argument("--out", type=Path, default=None, help="output directory (default: outputs/<spec name>/)")
     parser.add_argument("--folds", type=_int_at_least(2), default=10, help="cross-validation folds (default: 10)")
-    parser.add_argument("--seed", type=_int_at_least(0), default=0, help="random seed (default: 0)")
+    parser.add_argument("--seed", type=_int_at_least(0, most=2**32 - 1), default=0,
+                        help="random seed, 0 to 2**32 - 1 (default: 0)")
     parser.add_argument("--model-name", default=None,
                         help="name in the BentoML model store (default: <spec name>-pd, e.g. klarna-pd)")
     parser.add_argument("--no-store", action="store_true", help="do not save the model into the BentoML model store")
@@ -106,11 +110,6 @@ def main(argv: list[str] | None = None) -> int:
     from klarna_pd.training.reuse import reusable_model
 
     try:
-        spec = resolve_spec(args.spec)
-        data = resolve_data(args.data, builtin_spec=args.spec is None, log=print)
-        out = args.out or default_out(spec)
-        # Checked before --reuse looks the name up in the store.
-        model_name = check_model_name(args.model_name or default_model_name(spec))
         config = TrainConfig(
             folds=args.folds,
             seed=args.seed,
@@ -121,6 +120,12 @@ def main(argv: list[str] | None = None) -> int:
             tune_trials=args.tune_trials,
             constraint_sets=dict(args.compare_constraints),
         )
+        config.check_settings()  # before the data is read (or the stand-in generated)
+        spec = resolve_spec(args.spec)
+        data = resolve_data(args.data, builtin_spec=args.spec is None, log=print)
+        out = args.out or default_out(spec)
+        # Checked before --reuse looks the name up in the store.
+        model_name = check_model_name(args.model_name or default_model_name(spec))
         if args.reuse and not args.no_store and data.exists():
             tag, why = reusable_model(data, spec, out, config, model_name)
             if tag is not None:

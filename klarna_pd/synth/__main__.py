@@ -52,6 +52,12 @@ def _out(text: str) -> Path:
     return path
 
 
+def _truth(text: str) -> Path:
+    if not Path(text).name.lower().endswith(".csv"):  # written as uuid;true_pd text, never compressed
+        raise argparse.ArgumentTypeError(f"expected a .csv file, got {text!r}")
+    return Path(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="python -m klarna_pd.synth",
@@ -61,7 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rows", type=_positive_int, default=99_976, help="number of rows (default: 99976, as the real file)")
     parser.add_argument("--out", type=_out, default=Path("data/dataset.csv"), help="file to write: .csv, .csv.gz or .parquet (default: data/dataset.csv)")
     parser.add_argument("--seed", type=_seed, default=0, help="random seed (default: 0)")
-    parser.add_argument("--truth", type=Path, default=None, help="also write uuid;true_pd to this file")
+    parser.add_argument("--truth", type=_truth, default=None,
+                        help="also write uuid;true_pd to this .csv file")
     shares = parser.add_mutually_exclusive_group()
     shares.add_argument("--unlabelled-share", type=_share, default=UNLABELLED_SHARE,
                         help="share of rows, at the end, with default=NA (default: 10000/99976)")
@@ -88,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
             progress=lambda done, total, _: progress.update(done),
         )
     except DataError as exc:
-        print(f"\nerror: {exc}", file=sys.stderr)
+        print(f"error: {exc}", file=sys.stderr)
         return 1
     progress.finish(args.rows)
     print(f"wrote {args.out}" + (f" and {args.truth}" if args.truth else "")

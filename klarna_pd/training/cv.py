@@ -79,6 +79,8 @@ def leaves_for(minority_rows: float) -> int:
 
 
 PREDICTORS = ("folds", "refit")
+#: Largest seed: LightGBM and NumPy take 32-bit seeds (each repeat adds one).
+MAX_SEED = 2**32 - 1
 #: Labelled rows (at most) whose PDs and features make the model's drift reference.
 REFERENCE_ROWS = 20_000
 
@@ -178,6 +180,24 @@ class TrainConfig:
         return bool(self.tune_seconds or self.tune_trials)
 
     def check(self, n_rows: int, n_defaults: int) -> None:
+        """:meth:`check_settings`, then whether the labelled rows can fill the folds."""
+        self.check_settings()
+        if n_defaults < self.folds or n_rows - n_defaults < self.folds:
+            raise ValueError(
+                f"{self.folds}-fold cross-validation needs at least {self.folds} rows of each outcome; "
+                f"the labelled rows have {n_defaults} defaults and {n_rows - n_defaults} non-defaults"
+            )
+
+    def check_settings(self) -> None:
+        """Refuse settings out of range, before any data is read.
+
+        Raises:
+            ValueError: naming the setting, what it must be and what it is.
+        """
+        if not 0 <= self.seed <= MAX_SEED - (self.repeats - 1):
+            raise ValueError(f"seed must be from 0 to {MAX_SEED:,} (LightGBM's and NumPy's range; with "
+                             f"{self.repeats} repeats, to {MAX_SEED - max(self.repeats - 1, 0):,}), "
+                             f"got {self.seed}")
         if self.folds < 2:
             raise ValueError(f"folds must be at least 2, got {self.folds}")
         if self.max_rounds < 1:
@@ -195,11 +215,6 @@ class TrainConfig:
         if self.tuned and self.predictor != "folds":
             raise ValueError("a tuned run serves its fold models (each fold may win different parameters): "
                              f"predictor must be 'folds', got {self.predictor!r}")
-        if n_defaults < self.folds or n_rows - n_defaults < self.folds:
-            raise ValueError(
-                f"{self.folds}-fold cross-validation needs at least {self.folds} rows of each outcome; "
-                f"the labelled rows have {n_defaults} defaults and {n_rows - n_defaults} non-defaults"
-            )
 
     def check_constraint_sets(self, spec_features: Sequence[Any]) -> None:
         for name in self.constraint_sets:

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..data.files import read_dataset
 from ..errors import DataError, SpecError
-from ..files import sha256_file
+from ..files import check_outputs, sha256_file
 from ..model.levels import UncodedLevels, spelled_apart_in
 from ..spec import DatasetSpec
 from ..synth.provenance import read_record, record_path, true_pd_by_id
@@ -80,12 +80,12 @@ def check_model_name(name: str) -> str:
     return name
 
 
-def check_out(out: Path) -> None:
+def check_out(out: Path, data: Path | None = None) -> None:
     """Fail before training, not after it, when the outputs cannot be written into ``out``.
 
     Raises:
-        DataError: ``out`` is a file, holds a directory where an output file goes, or cannot be
-            created or written.
+        DataError: ``out`` is a file, holds a directory where an output file goes, an output
+            would replace ``data``, or ``out`` cannot be created or written.
     """
     if out.exists() and not out.is_dir():
         raise DataError("expected a directory for the outputs, got a file", path=out)
@@ -93,6 +93,7 @@ def check_out(out: Path) -> None:
         if (out / name).is_dir():
             raise DataError(f"expected to write the file {name} here, found a directory of that name",
                             path=out)
+    check_outputs({"--data": data}, {f"--out's {name}": out / name for name in OUTPUT_FILES})
     # Probed where the outputs (or their new directory) would go, leaving nothing behind.
     existing = next(p for p in (out, *out.absolute().parents) if p.exists())
     try:
@@ -221,7 +222,7 @@ def run(
     """
     started = time.perf_counter()
     model_name = check_model_name(model_name or default_model_name(spec))
-    check_out(out)
+    check_out(out, data)
     if store:
         from ..store.signing import resolve_signer
 

@@ -235,7 +235,9 @@ def test_cli(tmp_path):
         (["--unlabelled-share", "1.5"], "expected a share in [0, 1), got 1.5"),
         # Written as the data, the truth was lost without a word (exit 0).
         (["--out", "d.csv", "--truth", "d.csv"], "--out and --truth are the same file"),
-        (["--out", "d.csv", "--truth", "d.csv.synthetic.json"], "--truth and the record beside --out are the same file"),
+        (["--out", "d.csv", "--truth", "d.csv.synthetic.json"],
+         "--truth: expected a .csv file, got 'd.csv.synthetic.json'"),
+        (["--out", "d.csv", "--truth", "t.parquet"], "expected a .csv file, got 't.parquet'"),
         (["--out", "made/dir.csv"], "--out: expected a file to write, got a directory"),
     ],
 )

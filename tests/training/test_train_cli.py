@@ -94,3 +94,30 @@ def test_reuse_checks_the_model_name_before_the_store_is_asked(tmp_path, capsys)
     args = ["--reuse", "--model-name", "klarna-pd:v1", "--data", str(data), "--out", str(tmp_path / "o")]
     assert train.main(args) == 2
     assert "without ':version'" in capsys.readouterr().err and not (tmp_path / "o").exists()
+
+
+def test_settings_out_of_range_and_outputs_over_the_data_are_refused_before_reading(tmp_path, capsys):
+    """A seed past 2**32 - 1 and --tune-trials with --predictor refit were refused only after the
+    data was read; an input named like an output in --out (predictions.csv) was overwritten."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("train_cli", ROOT / "train.py")
+    train = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train)
+    with pytest.raises(SystemExit) as exit_:
+        train.main(["--seed", "99999999999999999999"])
+    assert exit_.value.code == 2 and "expected a number from 0 to 4,294,967,295" in capsys.readouterr().err
+    missing = ["--data", str(tmp_path / "absent.csv"), "--out", str(tmp_path / "o")]
+    for args, needle in ((["--tune-trials", "1", "--predictor", "refit"], "predictor must be 'folds'"),
+                         (["--seed", str(2**32 - 1), "--repeats", "2"], "with 2 repeats, to 4,294,967,294")):
+        assert train.main([*args, *missing]) == 2
+        err = capsys.readouterr().err
+        assert needle in err and "absent.csv" not in err, err  # the data was never looked at
+    data = tmp_path / "o" / "predictions.csv"
+    data.parent.mkdir()
+    write_synthetic(data, rows=300, seed=3)
+    before = data.read_bytes()
+    assert train.main(["--data", str(data), "--out", str(tmp_path / "o"), "--no-store", "--folds", "2"]) == 2
+    assert "--out's predictions.csv is the --data file: writing it would destroy what is read" in \
+        capsys.readouterr().err
+    assert data.read_bytes() == before
