@@ -441,3 +441,24 @@ def test_spec_texts_that_cannot_work_are_refused(change, needle):
     with pytest.raises(SpecError, match=None) as err:
         _validate({**TEXT_TARGET, **change}, "loans.yaml")
     assert needle in str(err.value)
+
+
+def test_an_id_column_of_the_wrong_type_is_named_not_a_traceback(klarna_spec, tmp_path):
+    """A Parquet bool or list id column ended batch scoring and training in a TypeError traceback
+    (and an Arrow request body in a 500); a fractional id was said to be missing."""
+    from klarna_pd.data.arrow import read_table
+
+    def table(ids: pa.Array) -> pa.Table:
+        empty = {f: pa.array([None] * len(ids), pa.float64()) for f in klarna_spec.number_names}
+        empty |= {f: pa.array([None] * len(ids), pa.string()) for f in klarna_spec.text_names}
+        return pa.table({"uuid": ids, **empty})
+
+    for ids, kind in ((pa.array([True, False]), "bool"), (pa.array([[1], [2]]), "list<")):
+        pq.write_table(table(ids), tmp_path / "ids.parquet")
+        with pytest.raises(DataError, match=f"column 'uuid': expected a text id of at most 200 characters, "
+                                            f"the column has type {kind}") as err:
+            list(iter_chunks(tmp_path / "ids.parquet", klarna_spec, strict=False))
+        assert err.value.path == str(tmp_path / "ids.parquet")
+    _, _, problems = read_table(table(pa.array([1.5, 2.0])), klarna_spec, first_line=2)
+    assert [(p.line, p.reason) for p in problems] == [
+        (2, "expected a text id of at most 200 characters, got 1.5")]
