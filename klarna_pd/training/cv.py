@@ -257,6 +257,8 @@ class TrainResult:
     repeat_oof_margin: list[np.ndarray] = field(default_factory=list)
     tuning: dict[str, Any] | None = None
     constraints: dict[str, Any] = field(default_factory=dict)
+    unlabelled_matrix: np.ndarray | None = None
+    """The rows to score as the encoder coded them (their PDs are ``unlabelled_pd``)."""
 
 
 def _dataset(matrix: np.ndarray, y: np.ndarray | None, encoder: Encoder, params: dict[str, Any]) -> lgb.Dataset:
@@ -458,7 +460,8 @@ def train(dataset: Dataset, config: TrainConfig | None = None, *, log: Callable[
     if len(sample) > REFERENCE_ROWS:
         sample = np.sort(np.random.default_rng(config.seed).choice(len(sample), REFERENCE_ROWS, replace=False))
     labelled_pd = model.predict_matrix(matrix[sample])
-    unlabelled_pd = model.predict(unlabelled) if len(unlabelled) else np.empty(0)
+    unlabelled_matrix = encoder.encode(unlabelled)  # kept: training counts its uncoded levels too
+    unlabelled_pd = model.predict_matrix(unlabelled_matrix) if len(unlabelled) else np.empty(0)
     model.reference = reference.build(encoder, matrix[sample], labelled_pd)
     seconds["predict"] = time.perf_counter() - started
 
@@ -492,4 +495,5 @@ def train(dataset: Dataset, config: TrainConfig | None = None, *, log: Callable[
         repeat_oof_margin=margins,
         tuning=tuning,
         constraints=constraints,
+        unlabelled_matrix=unlabelled_matrix,
     )

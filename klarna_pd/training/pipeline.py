@@ -280,7 +280,7 @@ def run(
     result = train(dataset, config, log=log)
     scored = UncodedLevels(result.model.encoder)
     unlabelled = dataset.unlabelled()
-    scored.add(unlabelled, result.model.encoder.encode(unlabelled))
+    scored.add(unlabelled, result.unlabelled_matrix)
     for line in scored.respelled():
         log(f"WARNING: rows to score: {line}")
     for line in scored.unknown():
