@@ -45,7 +45,7 @@ def fit_both(dataset, folds: int) -> dict:
     a, b = out["default"]["result"], out["additive"]["result"]
     assert np.array_equal(a.y, b.y) and all(np.array_equal(x.valid, y.valid) for x, y in zip(a.folds, b.folds))
     margin = 0.5 * (a.oof_margin + b.oof_margin)
-    calibrator, _ = calibration.choose(margin, a.y, seed=0)
+    calibrator, _, _ = calibration.choose(margin, a.y, seed=0)
     booster = ensemble.merge_mean([a.model.booster, b.model.booster])
     out["blend"] = {"oof_margin": margin, "calibrator": calibrator, "booster": booster,
                     "seconds": out["default"]["seconds"] + out["additive"]["seconds"]}

@@ -33,7 +33,9 @@ def fit_isotonic(margin: np.ndarray, y: np.ndarray) -> Isotonic:
 FITTERS = {"platt": fit_platt, "isotonic": fit_isotonic}
 
 
-def choose(margin: np.ndarray, y: np.ndarray, *, seed: int = 0, folds: int = 5) -> tuple[Calibrator, dict[str, Any]]:
+def choose(
+    margin: np.ndarray, y: np.ndarray, *, seed: int = 0, folds: int = 5
+) -> tuple[Calibrator, dict[str, Any], np.ndarray]:
     """Pick and fit the calibrator for out-of-fold margins.
 
     Args:
@@ -43,8 +45,11 @@ def choose(margin: np.ndarray, y: np.ndarray, *, seed: int = 0, folds: int = 5) 
         folds: inner folds used to compare the methods (fewer when the rarer outcome has fewer rows).
 
     Returns:
-        The chosen calibrator fitted on all rows, and the comparison (cross-validated log loss,
-        Brier and ECE of each method, which was chosen, and the inner folds).
+        The chosen calibrator fitted on all rows; the comparison (cross-validated log loss,
+        Brier and ECE of each method, which was chosen, and the inner folds); and the chosen
+        method's cross-fitted PDs, each from a calibrator that did not see its row: the honest
+        evidence of calibration (the calibrator's PDs on the rows it was fitted on are calibrated
+        by construction: isotonic's deciles match their default rates exactly).
     """
     margin = np.asarray(margin, dtype=float)
     y = np.asarray(y, dtype=float)
@@ -52,10 +57,12 @@ def choose(margin: np.ndarray, y: np.ndarray, *, seed: int = 0, folds: int = 5) 
     # 3 defaults printed scikit-learn's warning about its least populated class.
     folds = max(2, min(folds, int(min(y.sum(), len(y) - y.sum()))))
     scores: dict[str, dict[str, float]] = {}
+    cross_fitted: dict[str, np.ndarray] = {}
     for name, fit in FITTERS.items():
-        pred = np.empty_like(margin)
+        pred = cross_fitted[name] = np.empty_like(margin)
         for tr, va in StratifiedKFold(folds, shuffle=True, random_state=seed).split(margin, y):
             pred[va] = fit(margin[tr], y[tr]).transform(margin[va])
         scores[name] = {"log_loss": metrics.log_loss(y, pred), "brier": metrics.brier(y, pred), "ece": metrics.ece(y, pred)}
     chosen = min(scores, key=lambda k: (scores[k]["log_loss"], scores[k]["brier"]))
-    return FITTERS[chosen](margin, y), {"chosen": chosen, "cross_validated": scores, "folds": folds}
+    report = {"chosen": chosen, "cross_validated": scores, "folds": folds}
+    return FITTERS[chosen](margin, y), report, cross_fitted[chosen]

@@ -5,7 +5,8 @@
    R > 1 the mean of the R models that did not see it), the rounds each fold needed, and the
    R x k fold models. With a tuning budget the folds become
    the outer loop of a nested search instead (:mod:`klarna_pd.training.tuning`).
-2. Calibration chosen and fitted on the OOF margins (:func:`klarna_pd.training.calibration.choose`).
+2. Calibration chosen and fitted on the OOF margins (:func:`klarna_pd.training.calibration.choose`);
+   the OOF PDs are its cross-fitted ones, so that the calibration evidence is out of sample too.
 3. The served booster: by default one booster refit on all labelled rows for the folds' mean
    number of rounds; or (``predictor="folds"``) the mean of the fold models, merged into one
    booster (:mod:`klarna_pd.training.ensemble`), so the calibrator is fitted on margins of the very
@@ -260,6 +261,14 @@ class TrainResult:
     unlabelled_matrix: np.ndarray | None = None
     """The rows to score as the encoder coded them (their PDs are ``unlabelled_pd``)."""
 
+    @property
+    def oof_ranked(self) -> np.ndarray:
+        """The OOF margins through the served calibrator: the order the served model puts the rows in
+        (what AUC and ROC judge). ``oof_pd``, each row's PD from a calibrator that did not see it,
+        is what calibration is judged on; its calibrators differ a little per fold, which would
+        blur the pooled ranking (OOF AUC 0.90233 against 0.90243 on the stand-in)."""
+        return self.model.calibrator.transform(self.oof_margin)
+
 
 def _dataset(matrix: np.ndarray, y: np.ndarray | None, encoder: Encoder, params: dict[str, Any]) -> lgb.Dataset:
     return lgb.Dataset(
@@ -427,6 +436,12 @@ def train(dataset: Dataset, config: TrainConfig | None = None, *, log: Callable[
     else:
         margins, folds = cross_validate(matrix, y, encoder, config, log=log)
         seconds["cross_validation"] = time.perf_counter() - started
+    if not any(f.booster.feature_importance("split").any() for f in folds):
+        leaf = {**DEFAULT_PARAMS, **config.params}.get("min_data_in_leaf")
+        raise ValueError(
+            f"no tree of any fold found a split: every applicant would get the same PD. The folds train "
+            f"on about {len(y) * (config.folds - 1) // config.folds:,} labelled rows and a leaf needs "
+            f"{leaf} (min_data_in_leaf), or no feature separates the outcomes: more labelled rows are needed")
     # With repeats, a row's OOF margin is the mean of its R OOF margins: R models, none of which saw
     # the row. That is an honest prediction of a mean of models, the kind the served booster makes,
     # so the calibrator is fitted on it too.
@@ -434,8 +449,8 @@ def train(dataset: Dataset, config: TrainConfig | None = None, *, log: Callable[
     best = [f.rounds for f in folds]
 
     started = time.perf_counter()
-    calibrator, cal_report = calibration.choose(oof_margin, y, seed=config.seed)
-    oof_pd = calibrator.transform(oof_margin)
+    # The OOF PDs: each row's from a booster and a calibrator that did not see it.
+    calibrator, cal_report, oof_pd = calibration.choose(oof_margin, y, seed=config.seed)
     seconds["calibration"] = time.perf_counter() - started
     log(f"calibration: {cal_report['chosen']} (cross-validated log loss "
         + ", ".join(f"{k} {v['log_loss']:.5f}" for k, v in cal_report["cross_validated"].items()) + ")")

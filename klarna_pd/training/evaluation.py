@@ -34,7 +34,7 @@ def true_pd_comparison(result: TrainResult, labelled: np.ndarray, scored: np.nda
     """
     out: dict[str, Any] = {
         "auc_labelled": metrics.auc(result.y, labelled),
-        "oof_auc": metrics.auc(result.y, result.oof_pd),
+        "oof_auc": metrics.auc(result.y, result.oof_ranked),
         "mean_abs_error_labelled": float(np.mean(np.abs(result.oof_pd - labelled))),
         "mean_abs_error_scored": None,
         "mean_true_pd_scored": None,
@@ -91,8 +91,9 @@ def stability(result: TrainResult) -> dict[str, Any]:
 def evaluate(result: TrainResult, *, true_pd: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, Any]:
     """Discrimination, calibration and stability of a training run (from out-of-fold predictions).
 
-    The keys ``cv_auc_mean``, ``cv_auc_std``, ``fold_auc``, ``oof_auc``, ``gini``, ``ks``,
-    ``pr_auc``, ``brier``, ``log_loss``, ``ece`` describe the calibrated OOF PDs;
+    The keys ``cv_auc_mean``, ``cv_auc_std``, ``fold_auc``, ``oof_auc``, ``gini``, ``ks`` and
+    ``pr_auc`` describe the order the served model puts the OOF rows in (``oof_ranked``), ``brier``,
+    ``log_loss`` and ``ece`` the cross-fitted calibrated OOF PDs (``oof_pd``);
     ``auc_ci`` is DeLong's confidence interval of the OOF AUC (``auc``, ``se``, ``low``, ``high``,
     ``level``); ``hosmer_lemeshow`` the Hosmer-Lemeshow test of the OOF PDs in deciles
     (``statistic``, ``df``, ``p_value``, ``groups``); ``calibration`` holds the measures before
@@ -112,7 +113,8 @@ def evaluate(result: TrainResult, *, true_pd: tuple[np.ndarray, np.ndarray] | No
     """
     y = result.y
     uncalibrated = 1.0 / (1.0 + np.exp(-result.oof_margin))
-    after = metrics.summary(y, result.oof_pd)
+    after = metrics.summary(y, result.oof_pd)  # calibration: cross-fitted PDs
+    ranked = metrics.summary(y, result.oof_ranked)  # discrimination: the served model's order
     before = metrics.summary(y, uncalibrated)
     table_after = metrics.calibration_table(y, result.oof_pd)
     doc: dict[str, Any] = {
@@ -120,14 +122,14 @@ def evaluate(result: TrainResult, *, true_pd: tuple[np.ndarray, np.ndarray] | No
         "cv_auc_std": float(np.std(result.fold_auc, ddof=1)) if len(result.fold_auc) > 1 else 0.0,
         "fold_auc": [float(a) for a in result.fold_auc],
         "fold_best_iterations": result.best_iterations,
-        "oof_auc": after["auc"],
-        "gini": after["gini"],
-        "ks": after["ks"],
-        "pr_auc": after["pr_auc"],
+        "oof_auc": ranked["auc"],
+        "gini": ranked["gini"],
+        "ks": ranked["ks"],
+        "pr_auc": ranked["pr_auc"],
         "brier": after["brier"],
         "log_loss": after["log_loss"],
         "ece": after["ece"],
-        "auc_ci": metrics.auc_delong(y, result.oof_pd),
+        "auc_ci": metrics.auc_delong(y, result.oof_ranked),
         "hosmer_lemeshow": metrics.hosmer_lemeshow(y, result.oof_pd),
         "calibration": {
             "method": result.calibration["chosen"],

@@ -11,6 +11,11 @@ from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
 from ..model.reference import psi, psi_from_shares  # noqa: F401  (one PSI, shared with drift monitoring)
 
+#: Rows of the rarer outcome below which training warns and the report says so: DeLong's interval
+#: and Hosmer-Lemeshow's chi-squared are large-sample approximations (with 3 defaults the report
+#: read AUC 0.9933 (95% CI 0.9871-0.9994) and HL p 0.999), and the trees learn from few events.
+FEW_EVENTS = 50
+
 _EPS = 1e-15
 
 

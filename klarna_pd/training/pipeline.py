@@ -32,6 +32,7 @@ from ..synth.provenance import read_record, record_path, true_pd_by_id
 from . import report
 from .cv import TrainConfig, TrainResult, train
 from .evaluation import evaluate
+from .metrics import FEW_EVENTS
 from .reuse import training_labels
 
 DEFAULT_DATA = Path("data/dataset.csv")
@@ -157,11 +158,13 @@ def looks_grouped(values: np.ndarray, *, least: int = 20) -> bool:
     with one, halves do not), and there are ``least`` of them."""
     x = values[~np.isnan(values)]
     fractional = x[x != np.floor(x)]
-    if len(fractional) < least or (np.abs(fractional) < 1).any():
+    # Beyond 1e9 a float's last digits cannot tell three decimals from more (every value of a
+    # column up to 1e15 passed, "thousands separators?" on plain large numbers).
+    if len(fractional) < least or (np.abs(fractional) < 1).any() or (np.abs(fractional) > 1e9).any():
         return False
     thousandths = fractional * 1000
     whole = np.round(thousandths)
-    if not (np.abs(thousandths - whole) <= 1e-6 * np.abs(thousandths)).all():
+    if not (np.abs(thousandths - whole) <= 1e-3).all():
         return False
     return bool(np.mean(whole % 10 != 0) > 0.5)
 
@@ -249,6 +252,10 @@ def run(
     # Too few labelled rows is the error to report, not the features they leave empty.
     n_defaults = int(np.nansum(dataset.batch.target))
     config.check(n_lab, n_defaults)
+    rarer = min(n_defaults, n_lab - n_defaults)
+    if rarer < FEW_EVENTS:
+        log(f"WARNING: {rarer:,} labelled rows of the rarer outcome (fewer than {FEW_EVENTS}): the model "
+            "learns from few events, and the AUC interval and Hosmer-Lemeshow test are rough")
     if n_defaults > n_lab / 2:
         # A file coded the other way round (1 = good, as German credit is) trains without an error
         # and serves the probability of repaying as a PD.
@@ -292,6 +299,7 @@ def run(
         "sha256": digest,
         "synthetic": synthetic,
         "synthetic_record": None if record is None else {"path": str(record_path(data)), "rows": record.rows, "seed": record.seed},
+        "rarer_outcome_rows": rarer,
         "all_missing_features": empty,
         "constant_features": same,
         "features_with_grouped_thousands": grouped,

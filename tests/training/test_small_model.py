@@ -216,6 +216,45 @@ def test_a_flipped_target_constant_columns_and_grouped_thousands_are_named(synth
     assert len(flipped) == 1 and flipped[0].startswith("WARNING: ") and "are defaults: is 'default' coded" in flipped[0]
     assert ("WARNING: every fractional value of account_amount_added_12_24m has three decimals (as 2.006): "
             "thousands separators read as decimal points?") in "\n".join(said)
+    # and the report says it too (it named only features missing everywhere)
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "> **The same value in every labelled row**: `merchant_group`, `has_paid`." in report
+    assert "> **Three decimals in every fractional value**: `account_amount_added_12_24m`." in report
+
+
+def test_few_events_are_said_and_a_model_without_a_split_is_refused(synthetic_small, klarna_spec, tmp_path):
+    """3 defaults read AUC 0.9933 (95% CI 0.9871-0.9994) and Hosmer-Lemeshow p 0.999 without a
+    word; 40 labelled rows trained trees without a split (every PD the same), exit 0."""
+    frame = pd.read_csv(synthetic_small, sep=";", dtype=str, keep_default_na=False).head(3_000)
+    defaults = frame.index[frame["default"] == "1"]
+    frame.loc[defaults[12:], "default"] = "0"  # 12 defaults left
+    frame.to_csv(tmp_path / "few.csv", sep=";", index=False)
+    said: list[str] = []
+    run(tmp_path / "few.csv", klarna_spec, tmp_path / "out", TrainConfig(folds=3), store=False,
+        log=said.append)
+    assert any(line.startswith("WARNING: 12 labelled rows of the rarer outcome (fewer than 50)")
+               for line in said)
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "> **Only 12 labelled rows of the rarer outcome** (fewer than 50)" in report
+    assert json.loads((tmp_path / "out" / "metrics.json").read_text())["input"]["rarer_outcome_rows"] == 12
+    tiny = frame.head(400).copy()
+    tiny.loc[tiny.index[40:], "default"] = "NA"  # 40 labelled rows, leaves of at least 150
+    tiny.loc[tiny.index[:6], "default"] = "1"
+    tiny.to_csv(tmp_path / "tiny.csv", sep=";", index=False)
+    with pytest.raises(ValueError, match="no tree of any fold found a split: every applicant would get"):
+        run(tmp_path / "tiny.csv", klarna_spec, tmp_path / "tiny", TrainConfig(folds=3), store=False,
+            log=lambda *_: None)
+    assert not (tmp_path / "tiny").exists()
+
+
+def test_large_numbers_are_not_taken_for_thousands_separators():
+    """Every value of a column up to 1e15 has 'three decimals' as a float: it was warned about."""
+    from klarna_pd.training.pipeline import looks_grouped
+
+    rng = np.random.default_rng(0)
+    assert not looks_grouped(rng.uniform(0, 1e15, 500))
+    assert looks_grouped(np.round(rng.uniform(1, 900, 500), 3))  # 12.345 for 12,345
+    assert not looks_grouped(np.round(rng.uniform(1, 900, 500), 2))  # prices
 
 
 def test_a_target_given_as_texts_trains_the_same_model_as_0_and_1(synthetic_small, klarna_spec, tmp_path):
@@ -263,7 +302,9 @@ def test_a_file_with_three_defaults_trains_without_library_warnings(synthetic_sm
     frame = pd.concat([frame.loc[defaults], frame[frame["default"] == "0"].head(600)])
     data = tmp_path / "three.csv"
     frame.to_csv(data, sep=";", index=False)
-    summary = run(data, klarna_spec, tmp_path / "out", TrainConfig(folds=2), store=False, log=lambda *_: None)
+    # Leaves of 20 rows: with the default 150 no tree of 300 rows and 1-2 defaults splits (refused)
+    config = TrainConfig(folds=2, params={"min_data_in_leaf": 20})
+    summary = run(data, klarna_spec, tmp_path / "out", config, store=False, log=lambda *_: None)
     assert summary.metrics["calibration"]["comparison_folds"] == 3
     assert "a further 3-fold cross-validation" in (tmp_path / "out" / "report.md").read_text()
     assert not [w for w in recwarn if "least populated class" in str(w.message)]

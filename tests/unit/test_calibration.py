@@ -31,11 +31,26 @@ def test_calibrators_improve_log_loss_and_roundtrip(fit):
 
 def test_choose_reports_both_and_picks_the_lower_log_loss():
     margin, y = _data()
-    cal, report = fitting.choose(margin, y, seed=0)
+    cal, report, cross_fitted = fitting.choose(margin, y, seed=0)
     scores = report["cross_validated"]
     assert set(scores) == {"platt", "isotonic"}
     best = min(scores, key=lambda k: scores[k]["log_loss"])
     assert report["chosen"] == best == cal.method
+    # the evidence comes from calibrators that did not see the row, not from the one fitted on all
+    assert metrics.log_loss(y, cross_fitted) == pytest.approx(scores[best]["log_loss"])
+    assert not np.array_equal(cross_fitted, cal.transform(margin))
+
+
+def test_the_calibration_evidence_is_out_of_sample():
+    """Isotonic fitted on the very rows it was then judged on read a perfect ECE and Hosmer-Lemeshow
+    p = 1.000 on any small file (each block's PD is its default rate, by construction)."""
+    rng = np.random.default_rng(3)
+    margin = rng.normal(size=1_800)
+    y = (rng.random(1_800) < 1 / (1 + np.exp(-margin))).astype(float)
+    cal = fitting.fit_isotonic(margin, y)
+    assert metrics.hosmer_lemeshow(y, cal.transform(margin))["p_value"] > 0.999  # in sample: meaningless
+    _, _, cross_fitted = fitting.choose(margin, y, seed=0)
+    assert metrics.hosmer_lemeshow(y, cross_fitted)["p_value"] < 0.999
 
 
 @pytest.mark.parametrize(

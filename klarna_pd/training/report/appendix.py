@@ -52,9 +52,9 @@ def _appendix_calibration(r: ReportData) -> list[str]:
         test = "Hosmer-Lemeshow: not run, the PDs fall into fewer than 3 groups (equal PDs share one)."
     else:
         test = (f"Hosmer-Lemeshow on these deciles: statistic {hl['statistic']:.2f}, {hl['df']} degrees of "
-                f"freedom (groups - 2: the calibrator's two parameters were fitted on these rows), p = "
-                f"{pval(hl['p_value'])}. On tens of thousands of rows it detects very small gaps; read it "
-                "with the table.")
+                f"freedom (groups - 2, the test's convention), p = {pval(hl['p_value'])}; the PDs are "
+                "cross-fitted (each from a calibrator that did not see its row). On many rows it detects "
+                "very small gaps, on few it detects little: read it with the table.")
     return [
         "### Calibration by decile of PD (out-of-fold)",
         *table(["decile", "rows", "mean PD before", "mean PD after", "observed"], "rrrrr", rows),
@@ -123,7 +123,7 @@ def _figures(r: ReportData) -> list[str]:
     res, m = r.result, r.m
     cal = m["calibration"]
     out = [
-        figures.roc(res.y, res.oof_pd, m["oof_auc"]),
+        figures.roc(res.y, res.oof_ranked, m["oof_auc"]),
         figures.reliability(cal["table_before"], cal["table_after"]),
         figures.master_scale(m["master_scale"]["grades"]),
         figures.score_distribution(res.y, res.oof_pd),

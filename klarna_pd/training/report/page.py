@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..masterscale import LIGHTS, RED_BELOW, YELLOW_BELOW
+from ..metrics import FEW_EVENTS
 from .common import ReportData, Section, band, pct, pval, table
 
 
@@ -27,13 +28,23 @@ def _warnings(r: ReportData) -> list[str]:
             "> the figures describe the generator's known true PD, not real customers.",
             "",
         ]
-    empty = r.m.get("input", {}).get("all_missing_features") or []
-    if empty:
-        lines += [
-            f"> **Missing in every labelled row**: {', '.join(f'`{c}`' for c in empty)}. The model cannot",
-            "> use these features; check the extract before trusting this model.",
-            "",
-        ]
+    given = r.m.get("input", {})
+    rarer = given.get("rarer_outcome_rows")
+    if rarer is not None and rarer < FEW_EVENTS:
+        lines += [f"> **Only {rarer:,} labelled rows of the rarer outcome** (fewer than {FEW_EVENTS}): the "
+                  "model learns from few events, and the AUC interval and the Hosmer-Lemeshow test below are "
+                  "rough approximations at this count.", ""]
+    for key, title, why in (
+        ("all_missing_features", "Missing in every labelled row",
+         "The model cannot use these features; check the extract before trusting this model."),
+        ("constant_features", "The same value in every labelled row",
+         "The model cannot use these features, whatever the rows to score hold; check the extract."),
+        ("features_with_grouped_thousands", "Three decimals in every fractional value",
+         "Thousands separators read as decimal points (2.006 for 2,006)? Check the export."),
+    ):
+        names = given.get(key) or []
+        if names:
+            lines += [f"> **{title}**: {', '.join(f'`{c}`' for c in names)}. {why}", ""]
     return lines
 
 
@@ -60,10 +71,18 @@ def _model(r: ReportData) -> list[str]:
         f"{p['num_leaves']} leaves, at least {p['min_data_in_leaf']} rows per leaf, L2 {p['lambda_l2']}. "
         + (f"Monotone (PD never falls as these worsen): {', '.join(f'`{n}`' for n in monotone)}. "
            if monotone and "monotone_constraints" in p else "")
-        + f"Calibration: {m['calibration']['method']} on the booster's margin. Strongest features (mean absolute "
-        "SHAP on the log-odds): " + ", ".join(f"`{k}`" for k in list(m["feature_importance"])[:6]) + ".",
+        + f"Calibration: {m['calibration']['method']} on the booster's margin. " + _strongest(m),
         "",
     ]
+
+
+def _strongest(m: dict[str, Any]) -> str:
+    """The features that move the PD most; those the trees never use are no one's strongest."""
+    used = [k for k, v in m["feature_importance"].items() if v["mean_abs_shap"] > 0][:6]
+    if not used:
+        return "The trees use no feature: every applicant gets the same PD."
+    names = ", ".join(f"`{k}`" for k in used)
+    return f"Strongest features (mean absolute SHAP on the log-odds): {names}."
 
 
 def _validation(r: ReportData) -> list[str]:
@@ -71,7 +90,8 @@ def _validation(r: ReportData) -> list[str]:
     return [
         "## Validation",
         f"Stratified {len(r.m['fold_auc'])}-fold cross-validation, early stopping inside each fold; every row's "
-        "out-of-fold (OOF) PD comes from the one model that did not see it, and every figure here uses these. "
+        "out-of-fold (OOF) PD comes from the one model that did not see it, calibrated by a calibrator "
+        "that did not see it either, and every figure here uses these. "
         # Models trained before the fold count was recorded compared with 5.
         f"Platt and isotonic calibration compared by a further {cal.get('comparison_folds', 5)}-fold "
         "cross-validation (log loss "
@@ -89,7 +109,13 @@ def _served(m: dict[str, Any]) -> str:
               f"Served: one booster refit on all labelled rows with the folds' mean number of rounds ({pred['trees']:,} trees)")
     return (f"{served}. Over {st['folds']} folds ({st['repeats']} repeat(s)) AUC {st['auc']['mean']:.4f} ± "
             f"{st['auc']['std']:.4f} (min {st['auc']['min']:.4f}, max {st['auc']['max']:.4f}), calibrated log loss "
-            f"{st['log_loss']['mean']:.5f} ± {st['log_loss']['std']:.5f}; constraint costs and tuning in the appendix.")
+            f"{st['log_loss']['mean']:.5f} ± {st['log_loss']['std']:.5f}" + _in_the_appendix(m) + ".")
+
+
+def _in_the_appendix(m: dict[str, Any]) -> str:
+    there = [what for what, shown in (("constraint costs", (m.get("constraints") or {}).get("sets")),
+                                      ("the parameter search", m.get("tuning"))) if shown]
+    return f"; {' and '.join(there)} in the appendix" if there else ""
 
 
 def _psi_note(psi: float | None) -> str:
