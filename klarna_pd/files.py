@@ -71,9 +71,10 @@ def temp_beside(path: Path) -> Path:
     Raises:
         DataError: the directory cannot be created or written.
     """
+    parent = path.parent.resolve()  # new/../keep is keep: no new directory made on the way
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
     except OSError as exc:
         raise DataError(f"cannot write here: {exc.strerror or exc}", path=path) from None
     # mkstemp makes the file private (0600); give the result the usual umask-based mode.
@@ -110,7 +111,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     On any error it is removed, with the directories made for it, and ``path`` is left as it was.
     """
     path = Path(path)
-    made = first_missing(path.parent)
+    made = first_missing(path.parent.resolve())  # resolved: new/../old names old, not new
     tmp_path = temp_beside(path)
     try:
         try:
@@ -122,7 +123,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         finally:
             tmp_path.unlink(missing_ok=True)
     except BaseException:
-        remove_empty(path.parent, up_to=made)
+        remove_empty(path.parent.resolve(), up_to=made)
         raise
 
 

@@ -51,6 +51,11 @@ class Progress:
         end = "\r" if self._tty else "\n"
         print(self._line(done), end=end, file=self.stream, flush=True)
 
+    def interrupt(self) -> None:
+        """End a terminal's progress line, so that what is printed next (an error) starts a line."""
+        if self._tty and self._last:
+            print(file=self.stream, flush=True)
+
     def finish(self, done: int) -> None:
         self.total, self.estimated = done, False
         elapsed = time.perf_counter() - self.started

@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 
 from ..data.batch import RowProblem
 from ..data.files import is_parquet
+from ..errors import DataError
 from ..files import atomic_path, first_missing, remove_empty, temp_beside
 from .ids import formula_like
 
@@ -111,7 +112,7 @@ def _remove_stale(rejects: Path, header: str) -> None:
     any path) and stays."""
     try:
         with open(rejects, "rb") as f:
-            first = f.readline(len(header) + 3)
+            first = f.readline(len(header.encode("utf-8")) + 3)
     except FileNotFoundError:
         return
     except OSError:
@@ -128,7 +129,7 @@ def open_sinks(output: Path, rejects: Path, id_name: str, separator: str) -> Ite
     run is then removed, so that it is never taken for this run's.
     """
     with atomic_path(output) as tmp_out:
-        made = first_missing(rejects.parent)
+        made = first_missing(rejects.parent.resolve())
         tmp_rej = temp_beside(rejects)
         kept = False
         try:
@@ -144,7 +145,10 @@ def open_sinks(output: Path, rejects: Path, id_name: str, separator: str) -> Ite
                 kept = True
             else:
                 _remove_stale(rejects, refused.header)
+            if refused.count and not scores.count:  # the previous output stays: this run has none
+                raise DataError(f"none of the {refused.count:,} rows could be scored; the reasons are in "
+                                f"{rejects}", path=output)
         finally:
             tmp_rej.unlink(missing_ok=True)
             if not kept:  # no rejects file, or a failed run: no directory made for one either
-                remove_empty(rejects.parent, up_to=made)
+                remove_empty(rejects.parent.resolve(), up_to=made)

@@ -17,6 +17,7 @@ fails the whole job rather than the row).
 from __future__ import annotations
 
 import os
+import re
 import sys
 import threading
 from collections.abc import Iterator
@@ -315,19 +316,34 @@ def _one_line_errors(input_path: str) -> Iterator[None]:
 
     from ..errors import ModelError
 
+    def executors(text: str) -> None:
+        """An executor's Python error (its traceback's last ``Name: message`` line; Spark appends a
+        SQLSTATE line), a ModelError kept as one."""
+        raised = [line for line in _lines(text) if _RAISED.match(line)]
+        last = raised[-1] if raised else (_lines(text) or ["an executor failed"])[-1]
+        if last.startswith(f"{ModelError.__module__}.{ModelError.__name__}: "):
+            raise ModelError(last.split(": ", 1)[1]) from None
+        raise DataError(f"Spark could not score the file: {last}", path=input_path) from None
+
     try:
         yield
     except Py4JJavaError as exc:
-        error, cause = exc.java_exception, exc.java_exception
-        while cause.getCause() is not None:
-            cause = cause.getCause()
-        said = _lines(str(error.getMessage()))[:1] + ([str(cause.toString())] if cause is not error else [])
+        # A failed job is a SparkException with the executor's error among its causes.
+        chain = [exc.java_exception]
+        while chain[-1].getCause() is not None and len(chain) < 50:
+            chain.append(chain[-1].getCause())
+        python = next((c for c in chain if "PythonException" in str(c.getClass().getName())), None)
+        if python is not None:
+            executors(str(python.getMessage()))
+        said = _lines(str(chain[0].getMessage()))[:1]
+        if len(chain) > 1:
+            said += _lines(str(chain[-1].toString()))[:1]
         raise DataError(f"Spark could not score the file: {': '.join(said)}", path=input_path) from None
     except PySparkException as exc:
-        last = _lines(str(exc))[-1:] or [type(exc).__name__]  # an executor's error ends its traceback
-        if last[0].startswith(f"{ModelError.__module__}.{ModelError.__name__}: "):
-            raise ModelError(last[0].split(": ", 1)[1]) from None
-        raise DataError(f"Spark could not score the file: {last[0]}", path=input_path) from None
+        executors(str(exc))
+
+
+_RAISED = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception): ")
 
 
 def _lines(text: str) -> list[str]:

@@ -312,7 +312,10 @@ def arrow_texts(
     elif pa.types.is_floating(t):
         # Parquet writers store integer codes with missing values as floats: 1.0 -> "1".
         as_int = pc.cast(arr, pa.int64(), safe=False)
-        integral = pc.fill_null(pc.equal(pc.cast(as_int, t), arr), True).to_numpy(zero_copy_only=False)
+        # Unsafe both ways: NaN, infinities and values beyond int64 come back unequal (refused), not
+        # as Arrow's "Integer value ... not in range" traceback.
+        back = pc.cast(as_int, t, safe=False)
+        integral = pc.fill_null(pc.equal(back, arr), True).to_numpy(zero_copy_only=False)
         bad = ~integral
         arr = pc.cast(pc.if_else(pa.array(integral), as_int, pa.scalar(None, pa.int64())), pa.string())
     elif pa.types.is_integer(t):

@@ -95,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
             progress=lambda done, total, _: progress.update(done),
         )
     except DataError as exc:
+        progress.interrupt()
         print(f"error: {exc}", file=sys.stderr)
         return 1
     progress.finish(args.rows)

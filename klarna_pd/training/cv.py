@@ -12,10 +12,13 @@
    booster (:mod:`klarna_pd.training.ensemble`), so the calibrator is fitted on margins of the very
    models it serves. The mean is a little closer to the true PD (benchmarks/results/train.md) but
    holds k times the trees, and every scorer pays for them (README, Training).
-4. PDs for the unlabelled rows from the final model through :meth:`PDModel.predict`, the path
-   every other scorer takes.
+4. PDs for the unlabelled rows from the final model: the encoder's matrix through
+   :meth:`PDModel.predict_matrix`, the second half of the :meth:`PDModel.predict` every scorer
+   takes.
 
-Every figure in the report comes from the OOF predictions, never from rows a model was fitted on.
+Every figure in the report comes from the OOF predictions, never from rows a booster or a
+calibrator was fitted on; only the AUC and ROC read the OOF margins through the served calibrator
+(``TrainResult.oof_ranked``), since calibration is monotone and ranks as served.
 """
 
 from __future__ import annotations
@@ -195,9 +198,13 @@ class TrainConfig:
         Raises:
             ValueError: naming the setting, what it must be and what it is.
         """
-        if not 0 <= self.seed <= MAX_SEED - (self.repeats - 1):
+        # Each repeat adds one to the seed; a tuned run seeds each outer fold's search with
+        # seed + 1000 * repeat + fold (klarna_pd.training.tuning).
+        top = MAX_SEED - (1000 * (self.repeats - 1) + self.folds if self.tuned else self.repeats - 1)
+        if not 0 <= self.seed <= top:
+            tuned = ", tuned" if self.tuned else ""
             raise ValueError(f"seed must be from 0 to {MAX_SEED:,} (LightGBM's and NumPy's range; with "
-                             f"{self.repeats} repeats, to {MAX_SEED - max(self.repeats - 1, 0):,}), "
+                             f"{self.repeats} repeat(s) of {self.folds} folds{tuned}, to {top:,}), "
                              f"got {self.seed}")
         if self.folds < 2:
             raise ValueError(f"folds must be at least 2, got {self.folds}")
@@ -437,11 +444,12 @@ def train(dataset: Dataset, config: TrainConfig | None = None, *, log: Callable[
         margins, folds = cross_validate(matrix, y, encoder, config, log=log)
         seconds["cross_validation"] = time.perf_counter() - started
     if not any(f.booster.feature_importance("split").any() for f in folds):
-        leaf = {**DEFAULT_PARAMS, **config.params}.get("min_data_in_leaf")
+        least = {**DEFAULT_PARAMS, **config.params}.get("min_data_in_leaf")
+        leaf = "the searched min_data_in_leaf" if config.tuned else f"{least} (min_data_in_leaf)"
         raise ValueError(
             f"no tree of any fold found a split: every applicant would get the same PD. The folds train "
             f"on about {len(y) * (config.folds - 1) // config.folds:,} labelled rows and a leaf needs "
-            f"{leaf} (min_data_in_leaf), or no feature separates the outcomes: more labelled rows are needed")
+            f"{leaf}, or no feature separates the outcomes: more labelled rows are needed")
     # With repeats, a row's OOF margin is the mean of its R OOF margins: R models, none of which saw
     # the row. That is an honest prediction of a mean of models, the kind the served booster makes,
     # so the calibrator is fitted on it too.

@@ -61,14 +61,14 @@ def _spread(values: list[float]) -> dict[str, Any]:
 def stability(result: TrainResult) -> dict[str, Any]:
     """Spread over the folds (of every repeat) of AUC and of the calibrated PDs' log loss, Brier and ECE.
 
-    Each fold is scored on its own held-out rows with the calibrator of the whole run, so the
-    spread says how much one held-out tenth of the data can move these figures.
+    Each fold is judged on its own held-out rows, by its AUC and by the cross-fitted OOF PDs of
+    those rows (``oof_pd``: the calibrator of the whole run was fitted on them), so the spread says
+    how much one held-out tenth of the data can move these figures.
     """
-    calibrator = result.model.calibrator
     per_fold: dict[str, list[float]] = {"auc": [], "log_loss": [], "brier": [], "ece": []}
     for fold in result.folds:
         y = result.y[fold.valid]
-        p = calibrator.transform(result.repeat_oof_margin[fold.repeat][fold.valid])
+        p = result.oof_pd[fold.valid]
         per_fold["auc"].append(fold.auc)
         per_fold["log_loss"].append(metrics.log_loss(y, p))
         per_fold["brier"].append(metrics.brier(y, p))
@@ -130,7 +130,8 @@ def evaluate(result: TrainResult, *, true_pd: tuple[np.ndarray, np.ndarray] | No
         "log_loss": after["log_loss"],
         "ece": after["ece"],
         "auc_ci": metrics.auc_delong(y, result.oof_ranked),
-        "hosmer_lemeshow": metrics.hosmer_lemeshow(y, result.oof_pd),
+        # Cross-fitted PDs: nothing was fitted on the rows judged (degrees of freedom = groups).
+        "hosmer_lemeshow": metrics.hosmer_lemeshow(y, result.oof_pd, fitted=0),
         "calibration": {
             "method": result.calibration["chosen"],
             "methods_cross_validated": result.calibration["cross_validated"],

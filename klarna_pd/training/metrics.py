@@ -132,13 +132,15 @@ def auc_delong(y: np.ndarray, p: np.ndarray, level: float = 0.95) -> dict[str, f
     return {"auc": value, "se": se, "low": max(0.0, value - z * se), "high": min(1.0, value + z * se), "level": level}
 
 
-def hosmer_lemeshow(y: np.ndarray, p: np.ndarray, groups: int = 10) -> dict[str, float]:
+def hosmer_lemeshow(y: np.ndarray, p: np.ndarray, groups: int = 10, *, fitted: int = 2) -> dict[str, float]:
     """Hosmer-Lemeshow goodness-of-fit test over groups of about equal size by PD.
 
     The statistic sums (observed - expected defaults)^2 / (expected * (1 - mean PD)) over the
-    groups and is compared with a chi-squared distribution of ``groups - 2`` degrees of freedom
-    (the calibrator's two parameters were fitted on these rows). With tens of thousands of rows it
-    detects very small miscalibration: read it with the calibration table, not alone.
+    groups and is compared with a chi-squared distribution of ``groups - fitted`` degrees of
+    freedom: ``fitted`` parameters fitted on these rows (2 for a logistic model judged on its own
+    rows; 0 for PDs out of sample, as Hosmer and Lemeshow advise for a validation sample). With
+    tens of thousands of rows it detects very small miscalibration: read it with the calibration
+    table, not alone.
 
     Returns:
         ``statistic``, ``df``, ``p_value`` (None below 3 groups), ``groups`` (non-empty ones).
@@ -149,9 +151,9 @@ def hosmer_lemeshow(y: np.ndarray, p: np.ndarray, groups: int = 10) -> dict[str,
     expected = n * np.array([r["mean_pd"] for r in table])
     observed = n * np.array([r["default_rate"] for r in table])
     stat = float(np.sum((observed - expected) ** 2 / (expected * (1.0 - expected / n))))
-    df = len(table) - 2
+    df = len(table) - fitted
     # Fewer than 3 groups (PDs with fewer distinct values): no test, rather than a NaN in metrics.json.
-    p_value = float(stats.chi2.sf(stat, df)) if df >= 1 else None
+    p_value = float(stats.chi2.sf(stat, df)) if len(table) >= 3 and df >= 1 else None
     return {"statistic": stat, "df": df, "p_value": p_value, "groups": len(table)}
 
 

@@ -109,6 +109,12 @@ def test_a_stale_reject_file_is_removed_by_a_clean_run(small_model, synthetic_sm
     other.write_text("uuid;limit\na;1000\n")
     score_file(small_model, synthetic_small, out, rejects_path=other, progress=False)
     assert other.read_text() == "uuid;limit\na;1000\n"
+    # the header is compared as bytes: an id name with letters beyond ASCII never matched
+    from klarna_pd.batch.sinks import _remove_stale
+
+    stale.write_text("line;顧客番号;column;reason\n3;a;age;x\n", encoding="utf-8")
+    _remove_stale(stale, "line;顧客番号;column;reason")
+    assert not stale.exists()
 
 
 def test_a_failed_run_leaves_no_directories_it_made(small_model, synthetic_small, tmp_path):
@@ -122,6 +128,12 @@ def test_a_failed_run_leaves_no_directories_it_made(small_model, synthetic_small
     score_file(small_model, synthetic_small, tmp_path / "new" / "s.csv",
                rejects_path=tmp_path / "rej" / "r.csv", progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["new"]
+    # made/../keep names keep: a failed run removed keep (empty, not its own) and left made
+    (tmp_path / "keep").mkdir()
+    with pytest.raises(DataError, match="file not found"):
+        score_file(small_model, tmp_path / "nope.csv", tmp_path / "made" / ".." / "keep" / "s.csv",
+                   progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep", "new"]
 
 
 def test_cli_with_progress(small_trained, synthetic_small, expected, tmp_path):
@@ -375,6 +387,13 @@ def test_spark_executors_refuse_a_model_that_fails_its_signature(spark, small_tr
     df = read_text(spark, str(synthetic_small), klarna_spec)
     with pytest.raises(Exception, match="does not match its recorded sha256 in the signed manifest"):
         score_dataframe(df, path, klarna_spec).collect()
+    # scoring a file: the executor's refusal is the ModelError it was, in one line (the CLI's exit 1)
+    from klarna_pd.batch.spark import score_file_spark
+    from klarna_pd.errors import ModelError
+
+    with pytest.raises(ModelError) as err:
+        score_file_spark(path, klarna_spec, str(synthetic_small), path.parent / "out.csv")
+    assert "does not match its recorded sha256" in str(err.value) and "\n" not in str(err.value), err.value
 
 
 def test_spark_dataframe_function(spark, small_trained, small_model, expected, synthetic_small, klarna_spec):

@@ -134,8 +134,10 @@ def test_the_cli_prints_the_invariant_last(small_trained, lines, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "rows in 6,000 = scored 5,999 + rejected 1"
     assert "; rejected 1 row, reasons in" in proc.stdout
-    # every row rejected: exit 1 (it was 0 without a word: a scheduler took it for a day's scores)
+    # every row rejected: exit 1 (it was 0 without a word: a scheduler took it for a day's scores),
+    # the rejects written, the output of an earlier run left as it was
     src = _write(tmp_path / "bad.csv", [rows[0], rows[100], _with_id(rows[1], "=cmd|' /C calc'!A0")])
+    (tmp_path / "bad-out.csv").write_text("uuid;pd\nyesterday;0.1\n")
     proc = subprocess.run(
         [sys.executable, "-m", "klarna_pd.batch", "--model", small_trained.model_tag, "--input", str(src),
          "--output", str(tmp_path / "bad-out.csv"), "--quiet"],
@@ -143,7 +145,9 @@ def test_the_cli_prints_the_invariant_last(small_trained, lines, tmp_path):
     )
     assert proc.returncode == 1, proc.stderr
     rejects = f"{tmp_path / 'bad-out.csv'}.rejects.csv"
-    assert f"error: none of the 2 rows could be scored; the reasons are in {rejects}" in proc.stderr
+    assert f"none of the 2 rows could be scored; the reasons are in {rejects}" in proc.stderr
+    assert (tmp_path / "bad-out.csv").read_text() == "uuid;pd\nyesterday;0.1\n"
+    assert len(open(rejects).read().splitlines()) == 3
 
 
 def test_a_run_that_cannot_account_for_every_row_fails():

@@ -459,6 +459,10 @@ def test_an_id_column_of_the_wrong_type_is_named_not_a_traceback(klarna_spec, tm
                                             f"the column has type {kind}") as err:
             list(iter_chunks(tmp_path / "ids.parquet", klarna_spec, strict=False))
         assert err.value.path == str(tmp_path / "ids.parquet")
+    # NaN, infinities and floats beyond int64 in a float id column: refused rows (an ArrowInvalid traceback)
+    _, _, problems = read_table(table(pa.array([float("nan"), float("inf"), 1e19, 1e17])), klarna_spec,
+                                first_line=2)
+    assert [p.line for p in problems] == [2, 3, 4]
     _, _, problems = read_table(table(pa.array([1.5, 2.0])), klarna_spec, first_line=2)
     assert [(p.line, p.reason) for p in problems] == [
         (2, "expected a text id of at most 200 characters, got 1.5")]

@@ -109,7 +109,8 @@ def test_settings_out_of_range_and_outputs_over_the_data_are_refused_before_read
     assert exit_.value.code == 2 and "expected a number from 0 to 4,294,967,295" in capsys.readouterr().err
     missing = ["--data", str(tmp_path / "absent.csv"), "--out", str(tmp_path / "o")]
     for args, needle in ((["--tune-trials", "1", "--predictor", "refit"], "predictor must be 'folds'"),
-                         (["--seed", str(2**32 - 1), "--repeats", "2"], "with 2 repeats, to 4,294,967,294")):
+                         (["--seed", str(2**32 - 1), "--repeats", "2"],
+                          "with 2 repeat(s) of 10 folds, to 4,294,967,294")):
         assert train.main([*args, *missing]) == 2
         err = capsys.readouterr().err
         assert needle in err and "absent.csv" not in err, err  # the data was never looked at

@@ -37,3 +37,15 @@ def test_a_terminal_redraws_in_place():
     progress.finish(10)
     first, last = screen.getvalue().split("\r")
     assert first.startswith("synth: 5 / 10 rows (50%)") and len(last.rstrip("\n")) >= 80
+
+
+def test_an_error_after_a_terminal_update_starts_its_own_line():
+    screen = _Terminal()
+    progress = Progress("synth", 10, stream=screen)
+    progress.update(5)
+    progress.interrupt()
+    print("error: disk full", file=screen)
+    assert screen.getvalue().endswith("\r\nerror: disk full\n")
+    quiet = io.StringIO()
+    Progress("synth", 10, stream=quiet).interrupt()  # a log's lines end themselves
+    assert quiet.getvalue() == ""

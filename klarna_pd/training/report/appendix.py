@@ -52,9 +52,9 @@ def _appendix_calibration(r: ReportData) -> list[str]:
         test = "Hosmer-Lemeshow: not run, the PDs fall into fewer than 3 groups (equal PDs share one)."
     else:
         test = (f"Hosmer-Lemeshow on these deciles: statistic {hl['statistic']:.2f}, {hl['df']} degrees of "
-                f"freedom (groups - 2, the test's convention), p = {pval(hl['p_value'])}; the PDs are "
-                "cross-fitted (each from a calibrator that did not see its row). On many rows it detects "
-                "very small gaps, on few it detects little: read it with the table.")
+                f"freedom (the groups: the PDs are cross-fitted, each from a calibrator that did not see "
+                f"its row), p = {pval(hl['p_value'])}. On many rows it detects very small gaps, on few "
+                "it detects little: read it with the table.")
     return [
         "### Calibration by decile of PD (out-of-fold)",
         *table(["decile", "rows", "mean PD before", "mean PD after", "observed"], "rrrrr", rows),

@@ -39,7 +39,7 @@ def _warnings(r: ReportData) -> list[str]:
          "The model cannot use these features; check the extract before trusting this model."),
         ("constant_features", "The same value in every labelled row",
          "The model cannot use these features, whatever the rows to score hold; check the extract."),
-        ("features_with_grouped_thousands", "Three decimals in every fractional value",
+        ("features_with_grouped_thousands", "Most fractional values with exactly three decimals",
          "Thousands separators read as decimal points (2.006 for 2,006)? Check the export."),
     ):
         names = given.get(key) or []
@@ -89,9 +89,10 @@ def _validation(r: ReportData) -> list[str]:
     cal = r.m["calibration"]
     return [
         "## Validation",
-        f"Stratified {len(r.m['fold_auc'])}-fold cross-validation, early stopping inside each fold; every row's "
-        "out-of-fold (OOF) PD comes from the one model that did not see it, calibrated by a calibrator "
-        "that did not see it either, and every figure here uses these. "
+        f"Stratified {_folds(r.m)} cross-validation, early stopping inside each fold; every row's "
+        "out-of-fold (OOF) PD comes from models that did not see it, calibrated by a calibrator that did "
+        "not see it either: the calibration figures use these, the AUC and ROC the order the served "
+        "model gives them. "
         # Models trained before the fold count was recorded compared with 5.
         f"Platt and isotonic calibration compared by a further {cal.get('comparison_folds', 5)}-fold "
         "cross-validation (log loss "
@@ -99,6 +100,13 @@ def _validation(r: ReportData) -> list[str]:
         + "). " + _served(r.m),
         "",
     ]
+
+
+def _folds(m: dict[str, Any]) -> str:
+    st = m["stability"]
+    repeats = st.get("repeats", 1)
+    k = st["folds"] // max(repeats, 1)
+    return f"{k}-fold" + (f", repeated {repeats} times with other seeds," if repeats > 1 else "")
 
 
 def _served(m: dict[str, Any]) -> str:
