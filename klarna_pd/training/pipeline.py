@@ -177,6 +177,48 @@ def constant(values: np.ndarray) -> bool:
     return not _missing(values).any() and bool((values == values[0]).all())
 
 
+#: How sure the labelled rows must be that a declared direction is the wrong way round before a
+#: warning says so (Spearman's test); with 90,000 rows a slight reversal is already that sure.
+DIRECTION_P = 1e-3
+
+
+def directions_against_the_data(labelled, spec: DatasetSpec) -> dict[str, dict[str, float]]:
+    """Declared monotone directions the labelled rows contradict: the rank correlation of the
+    feature and the outcome has the other sign, at ``DIRECTION_P``. A marginal view (another
+    feature may explain it), so a warning for the reviewer, not a refusal; the constraint holds
+    either way and costs AUC (``--compare-constraints none`` measures how much)."""
+    from scipy import stats
+
+    y = labelled.target
+    out: dict[str, dict[str, float]] = {}
+    for f in spec.features:
+        if not f.monotone:
+            continue
+        x = labelled.column(f.name)
+        seen = ~np.isnan(x)
+        if seen.sum() < 3 or constant(x[seen]) or constant(y[seen]):
+            continue
+        rho, p = stats.spearmanr(x[seen], y[seen])
+        if np.sign(rho) == -f.monotone and p < DIRECTION_P:
+            out[f.name] = {"declared": f.monotone, "spearman": float(rho), "p_value": float(p)}
+    return out
+
+
+def identical_features(labelled, spec: DatasetSpec) -> list[list[str]]:
+    """Groups of number features whose columns are equal in every labelled row (missing where the
+    other is missing): a constraint on one is undone by the trees splitting on its copy. Columns
+    of one value where present are left out (constant or missing everywhere, said already; or
+    telling only missing from present, which sparse counts of a small file share by chance)."""
+    groups: dict[bytes, list[str]] = {}
+    for name in spec.number_names:
+        x = labelled.column(name)
+        present = x[~np.isnan(x)]
+        if not len(present) or constant(present):
+            continue
+        groups.setdefault(np.where(np.isnan(x), np.inf, x).tobytes(), []).append(name)
+    return [names for names in groups.values() if len(names) > 1]
+
+
 def predictions_csv(result: TrainResult, separator: str) -> str:
     """``<id><sep>pd`` lines for the unlabelled rows, PDs at full (round-trip) precision."""
     buf = io.StringIO()
@@ -283,6 +325,16 @@ def run(
     spelled_apart = spelled_apart_in(labelled)
     for line in spelled_apart:
         log(f"WARNING: {line}")
+    against = directions_against_the_data(labelled, spec) if config.monotone else {}
+    for name, d in against.items():
+        log(f"WARNING: {name!r} is declared {d['declared']:+d} (the PD may only "
+            f"{'rise' if d['declared'] > 0 else 'fall'} with it) but defaults "
+            f"{'fall' if d['declared'] > 0 else 'rise'} with it in the labelled rows (Spearman "
+            f"{d['spearman']:+.3f}, p {d['p_value']:.1e}): is the declared direction right?")
+    twins = identical_features(labelled, spec)
+    for names in twins:
+        log(f"WARNING: features {', '.join(names)} are equal in every labelled row: the trees may split "
+            "on any of them, and a monotone constraint on one does not hold for the others")
 
     result = train(dataset, config, log=log)
     scored = UncodedLevels(result.model.encoder)
@@ -304,6 +356,8 @@ def run(
         "constant_features": same,
         "features_with_grouped_thousands": grouped,
         "levels_spelled_apart": spelled_apart,
+        "directions_against_the_data": against,
+        "identical_features": twins,
         "levels_without_a_code_in_rows_to_score": scored.to_dict(),
     }
     metrics["spec_name"] = spec.name

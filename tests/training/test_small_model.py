@@ -348,3 +348,30 @@ def test_a_file_without_labelled_rows_gets_that_error_and_no_other(klarna_spec, 
     with pytest.raises(ValueError, match="the labelled rows have 0 defaults and 0 non-defaults"):
         run(data, klarna_spec, tmp_path / "out", TrainConfig(folds=2), store=False, log=said.append)
     assert not [line for line in said if "missing in every labelled row" in line], said
+
+
+def test_directions_the_data_contradicts_and_identical_features_are_named(synthetic_small, klarna_spec,
+                                                                          tmp_path):
+    """A feature declared +1 whose defaults fall as it rises, and an unconstrained copy of a
+    constrained feature (the trees split on the copy: the PD fell as the constrained one rose),
+    trained without a word and a clean report."""
+    frame = pd.read_csv(synthetic_small, sep=";", dtype=str, keep_default_na=False).head(3_000)
+    status = pd.to_numeric(frame["account_worst_status_0_3m"], errors="coerce")
+    frame["account_worst_status_0_3m"] = (5 - status).map(lambda v: "NA" if pd.isna(v) else str(int(v)))
+    frame["num_arch_dc_12_24m"] = frame["num_arch_dc_0_12m"]
+    frame.to_csv(tmp_path / "odd.csv", sep=";", index=False)
+    said: list[str] = []
+    run(tmp_path / "odd.csv", klarna_spec, tmp_path / "out", TrainConfig(folds=2), store=False,
+        log=said.append)
+    reversed_ = [line for line in said
+                 if line.startswith("WARNING: 'account_worst_status_0_3m' is declared +1")]
+    assert len(reversed_) == 1, said
+    assert "but defaults fall with it in the labelled rows (Spearman -" in reversed_[0]
+    assert ("WARNING: features num_arch_dc_0_12m, num_arch_dc_12_24m are equal in every labelled row"
+            in "\n".join(said))
+    given = json.loads((tmp_path / "out" / "metrics.json").read_text())["input"]
+    assert list(given["directions_against_the_data"]) == ["account_worst_status_0_3m"]
+    assert given["identical_features"] == [["num_arch_dc_0_12m", "num_arch_dc_12_24m"]]
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "> **Declared directions the labelled rows contradict**: `account_worst_status_0_3m` (+1" in report
+    assert "> **Equal in every labelled row**: `num_arch_dc_0_12m`, `num_arch_dc_12_24m`." in report

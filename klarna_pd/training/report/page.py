@@ -45,6 +45,16 @@ def _warnings(r: ReportData) -> list[str]:
         names = given.get(key) or []
         if names:
             lines += [f"> **{title}**: {', '.join(f'`{c}`' for c in names)}. {why}", ""]
+    against = given.get("directions_against_the_data") or {}
+    if against:
+        shown = ", ".join(f"`{n}` ({d['declared']:+d}, Spearman {d['spearman']:+.3f})"
+                          for n, d in against.items())
+        lines += [f"> **Declared directions the labelled rows contradict**: {shown}. The constraint holds "
+                  "in the model anyway; check the direction (the appendix's constraint sets show its "
+                  "AUC cost when measured).", ""]
+    for names in given.get("identical_features") or []:
+        lines += [f"> **Equal in every labelled row**: {', '.join(f'`{c}`' for c in names)}. A monotone "
+                  "constraint on one does not hold for the others.", ""]
     return lines
 
 
