@@ -111,7 +111,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     On any error it is removed, with the directories made for it, and ``path`` is left as it was.
     """
     path = Path(path)
-    made = first_missing(path.parent.resolve())  # resolved: new/../old names old, not new
+    path = path.parent.resolve() / path.name  # new/../old is old: nothing made or removed on the way
+    made = first_missing(path.parent)
     tmp_path = temp_beside(path)
     try:
         try:
@@ -123,7 +124,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         finally:
             tmp_path.unlink(missing_ok=True)
     except BaseException:
-        remove_empty(path.parent.resolve(), up_to=made)
+        remove_empty(path.parent, up_to=made)
         raise
 
 

@@ -201,7 +201,8 @@ def score_file(
 
     Raises:
         DataError: the input cannot be read, a row is bad (``strict``), or the rows in are not the
-            rows scored plus the rows rejected (:func:`check_rows`); nothing is written then.
+            rows scored plus the rows rejected (:func:`check_rows`): nothing is written then; or
+            every row was rejected: the rejects are written, the output is not.
     """
     started = time.perf_counter()
     num_threads = num_threads or available_cpus()
@@ -213,18 +214,23 @@ def score_file(
     tally, ledger, levels = Tally(), IdLedger(), UncodedLevels(model.encoder)
     chunks: Iterable[Chunk] = iter_chunks(input_path, spec, chunk_bytes=chunk_bytes, strict=strict,
                                           require_target=False, tally=tally)
-    with open_sinks(output_path, rejects_path, spec.id, spec.separator) as (scores, refused):
-        for batch, problems in prefetch(_screened(chunks, ledger, spec.id, strict, input_path)):
-            if len(batch):
-                matrix = model.encoder.encode(batch)
-                levels.add(batch, matrix)
-                scores.write(batch.ids, model.predict_matrix(matrix, num_threads=num_threads))
-            refused.write(problems)
-            if bar is not None:
-                bar.update(scores.count + refused.count)
-        if not tally.complete:
-            raise DataError("the input was not read to its end; nothing written", path=input_path)
-        check_rows(tally.rows_in, scores.count, refused.count)
+    try:
+        with open_sinks(output_path, rejects_path, spec.id, spec.separator) as (scores, refused):
+            for batch, problems in prefetch(_screened(chunks, ledger, spec.id, strict, input_path)):
+                if len(batch):
+                    matrix = model.encoder.encode(batch)
+                    levels.add(batch, matrix)
+                    scores.write(batch.ids, model.predict_matrix(matrix, num_threads=num_threads))
+                refused.write(problems)
+                if bar is not None:
+                    bar.update(scores.count + refused.count)
+            if not tally.complete:
+                raise DataError("the input was not read to its end; nothing written", path=input_path)
+            check_rows(tally.rows_in, scores.count, refused.count)
+    except BaseException:
+        if bar is not None:
+            bar.interrupt()  # the error that follows starts a line of its own
+        raise
     if bar is not None:
         bar.finish(scores.count + refused.count)
     return BatchSummary.of(input_path, output_path, rejects_path, tally.rows_in, scores.count, refused.count,

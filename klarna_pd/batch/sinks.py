@@ -106,6 +106,12 @@ class RejectSink:
         self._file.close()
 
 
+def none_scored(rejected: int, rejects: object) -> DataError:
+    """The failure of a run that rejected every row (a scheduler must not take it for a day's
+    scores): raised before the output is committed, after the rejects are."""
+    return DataError(f"none of the {rejected:,} rows could be scored; the reasons are in {rejects}")
+
+
 def _remove_stale(rejects: Path, header: str) -> None:
     """Remove an earlier run's rejects file, so that it is never taken for this run's; a file of
     that name that does not begin with the rejects header is someone else's (``--rejects`` names
@@ -128,8 +134,9 @@ def open_sinks(output: Path, rejects: Path, id_name: str, separator: str) -> Ite
     The reject file is kept only when some row was rejected; a reject file left by an earlier
     run is then removed, so that it is never taken for this run's.
     """
+    rejects = rejects.parent.resolve() / rejects.name  # new/../old is old, made or not
     with atomic_path(output) as tmp_out:
-        made = first_missing(rejects.parent.resolve())
+        made = first_missing(rejects.parent)
         tmp_rej = temp_beside(rejects)
         kept = False
         try:
@@ -146,9 +153,8 @@ def open_sinks(output: Path, rejects: Path, id_name: str, separator: str) -> Ite
             else:
                 _remove_stale(rejects, refused.header)
             if refused.count and not scores.count:  # the previous output stays: this run has none
-                raise DataError(f"none of the {refused.count:,} rows could be scored; the reasons are in "
-                                f"{rejects}", path=output)
+                raise none_scored(refused.count, rejects)
         finally:
             tmp_rej.unlink(missing_ok=True)
             if not kept:  # no rejects file, or a failed run: no directory made for one either
-                remove_empty(rejects.parent.resolve(), up_to=made)
+                remove_empty(rejects.parent, up_to=made)

@@ -39,6 +39,7 @@ from ..spec import DatasetSpec
 from ..store.records import load_directory
 from ..store.signing import Trust
 from .ids import FORMULA_START, IdLedger, screen, screen_ids
+from .sinks import none_scored
 
 if TYPE_CHECKING:
     from pyspark.accumulators import Accumulator
@@ -343,7 +344,7 @@ def _one_line_errors(input_path: str) -> Iterator[None]:
         executors(str(exc))
 
 
-_RAISED = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception): ")
+_RAISED = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Invalid|Interrupt|Exit)\b")
 
 
 def _lines(text: str) -> list[str]:
@@ -380,11 +381,6 @@ def _write_with_spark(spark, model_dir, spec: DatasetSpec, input_path: str, outp
         good = scored.filter(F.col("reason").isNull()).select(column(spec.id), "pd")
         n_good = good.count()
         check_rows(rows_in, n_good, n_bad)
-        writer = good.write.mode("overwrite")
-        if output.lower().endswith(".csv"):
-            writer.option("sep", spec.separator).option("header", True).option("escape", '"').csv(output)
-        else:
-            writer.parquet(output)
         rejects = None
         if n_bad:
             rejects = output.rstrip("/") + "_rejects"
@@ -394,6 +390,13 @@ def _write_with_spark(spark, model_dir, spec: DatasetSpec, input_path: str, outp
             shown_id = F.when(ident.rlike(formula), F.concat(F.lit("'"), ident)).otherwise(ident)
             bad.select(shown_id.alias(spec.id), "column", "reason").write.mode("overwrite").option(
                 "sep", spec.separator).option("header", True).option("escape", '"').csv(rejects)
+        if n_bad and not n_good:  # as the local sinks: the rejects written, an earlier output kept
+            raise none_scored(n_bad, rejects)
+        writer = good.write.mode("overwrite")
+        if output.lower().endswith(".csv"):
+            writer.option("sep", spec.separator).option("header", True).option("escape", '"').csv(output)
+        else:
+            writer.parquet(output)
     finally:
         scored.unpersist()
     return BatchSummary.of(input_path, output, rejects, rows_in, n_good, n_bad, started,

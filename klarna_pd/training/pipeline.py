@@ -332,9 +332,11 @@ def run(
             f"{'fall' if d['declared'] > 0 else 'rise'} with it in the labelled rows (Spearman "
             f"{d['spearman']:+.3f}, p {d['p_value']:.1e}): is the declared direction right?")
     twins = identical_features(labelled, spec)
+    constrained = {f.name for f in spec.features if f.monotone and config.monotone}
     for names in twins:
         log(f"WARNING: features {', '.join(names)} are equal in every labelled row: the trees may split "
-            "on any of them, and a monotone constraint on one does not hold for the others")
+            "on any of them" + (", and a monotone constraint on one does not hold for the others"
+                                if constrained.intersection(names) else ""))
 
     result = train(dataset, config, log=log)
     scored = UncodedLevels(result.model.encoder)

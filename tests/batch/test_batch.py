@@ -134,6 +134,8 @@ def test_a_failed_run_leaves_no_directories_it_made(small_model, synthetic_small
         score_file(small_model, tmp_path / "nope.csv", tmp_path / "made" / ".." / "keep" / "s.csv",
                    progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep", "new"]
+    score_file(small_model, synthetic_small, tmp_path / "made" / ".." / "keep" / "s.csv", progress=False)
+    assert (tmp_path / "keep" / "s.csv").exists() and not (tmp_path / "made").exists()
 
 
 def test_cli_with_progress(small_trained, synthetic_small, expected, tmp_path):
@@ -447,6 +449,14 @@ def test_spark_writes_cluster_sized_output_itself(spark, small_trained, small_mo
     # Levels counted once, though the scored rows are used by three Spark actions (cached).
     local = score_file(small_model, synthetic_small, tmp_path / "local.csv", progress=False)
     assert local.unknown_levels and summary.unknown_levels == local.unknown_levels
+    # every row rejected: the rejects written, the output left as it was (the local sinks' rule)
+    lines = synthetic_small.read_text().splitlines()
+    bad = tmp_path / "bad.csv"
+    bad.write_text("\n".join([lines[0]] + [line.replace(";", ";x;", 1) for line in lines[1:4]]) + "\n")
+    with pytest.raises(DataError, match="none of the 3 rows could be scored; the reasons are in file://"):
+        score_file_spark(bentoml.models.get(small_trained.model_tag).path, klarna_spec, str(bad), out)
+    assert (tmp_path / "scores.parquet_rejects" / "_SUCCESS").exists()
+    assert pq.read_table(tmp_path / "scores.parquet").num_rows == 6_000
 
 
 def test_spark_submit_runs_the_documented_entry_point(spark, small_trained, expected, synthetic_small, tmp_path):

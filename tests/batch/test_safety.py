@@ -145,7 +145,7 @@ def test_the_cli_prints_the_invariant_last(small_trained, lines, tmp_path):
     )
     assert proc.returncode == 1, proc.stderr
     rejects = f"{tmp_path / 'bad-out.csv'}.rejects.csv"
-    assert f"none of the 2 rows could be scored; the reasons are in {rejects}" in proc.stderr
+    assert f"error: none of the 2 rows could be scored; the reasons are in {rejects}\n" in proc.stderr
     assert (tmp_path / "bad-out.csv").read_text() == "uuid;pd\nyesterday;0.1\n"
     assert len(open(rejects).read().splitlines()) == 3
 

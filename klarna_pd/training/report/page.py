@@ -53,8 +53,8 @@ def _warnings(r: ReportData) -> list[str]:
                   "in the model anyway; check the direction (the appendix's constraint sets show its "
                   "AUC cost when measured).", ""]
     for names in given.get("identical_features") or []:
-        lines += [f"> **Equal in every labelled row**: {', '.join(f'`{c}`' for c in names)}. A monotone "
-                  "constraint on one does not hold for the others.", ""]
+        lines += [f"> **Equal in every labelled row**: {', '.join(f'`{c}`' for c in names)}. The trees "
+                  "may split on any of them: a monotone constraint on one does not hold for the others.", ""]
     return lines
 
 
