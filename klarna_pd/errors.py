@@ -74,5 +74,9 @@ class ModelError(KlarnaPDError):
     """A model that cannot be used: missing, altered or unsigned files, or files that do not fit together."""
 
 
+class SparkStartError(KlarnaPDError):
+    """Spark could not start (no Java, a master that cannot be reached), with the reason."""
+
+
 class RemoteError(KlarnaPDError):
     """A model transfer (S3 push or pull) that could not be done, with the reason."""

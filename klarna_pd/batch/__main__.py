@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..cli import Parser, run
-from ..errors import DataError, ModelError, RemoteError
+from ..errors import DataError, ModelError, RemoteError, SparkStartError
 from ..gbm import import_for_scoring
 
 
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
                 summary = score_file_spark(model_dir, model.spec, args.input, args.output, rejects_path=args.rejects,
                                            strict=args.strict, master=args.spark_master,
                                            compiled_trees=args.compiled_trees)
-    except (DataError, ModelError, RemoteError) as exc:
+    except (DataError, ModelError, RemoteError, SparkStartError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     if summary.rows_in == 0:  # not an error (an empty day's partition), but rarely what was meant

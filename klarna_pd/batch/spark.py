@@ -32,7 +32,7 @@ import pyarrow as pa
 from ..data.arrow import read_table
 from ..data.batch import RowProblem
 from ..data.files import check_columns, is_parquet
-from ..errors import DataError
+from ..errors import DataError, SparkStartError
 from ..model import PDModel
 from ..model.levels import UncodedLevels, merged_state
 from ..spec import DatasetSpec
@@ -257,7 +257,7 @@ def score_file_spark(
     import time
 
     started = time.perf_counter()
-    spark = session(master)
+    spark = _started(master)
     with _one_line_errors(input_path):
         if "://" in str(output_path):
             return _write_with_spark(spark, model_dir, spec, input_path, str(output_path), strict=strict,
@@ -306,6 +306,19 @@ def _score_to_local_files(spark, model_dir, spec: DatasetSpec, input_path: str, 
         check_rows(rows_in, scores.count, refused.count)
     return BatchSummary.of(input_path, output_path, rejects_path, rows_in, scores.count, refused.count,
                            started, _levels(model_dir, counter))
+
+
+def _started(master: str | None) -> SparkSession:
+    """:func:`session`, or one line saying why Spark could not start (without Java: pyspark's
+    traceback ending in "Java gateway process exited")."""
+    from pyspark.errors import PySparkException
+
+    try:
+        return session(master)
+    except PySparkException as exc:
+        java = os.environ.get("JAVA_HOME") or "not set"
+        raise SparkStartError(f"Spark could not start: {_lines(str(exc))[0]} (Spark needs Java 17: is it "
+                              f"installed? JAVA_HOME is {java})") from None
 
 
 @contextmanager

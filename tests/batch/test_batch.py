@@ -459,6 +459,21 @@ def test_spark_writes_cluster_sized_output_itself(spark, small_trained, small_mo
     assert pq.read_table(tmp_path / "scores.parquet").num_rows == 6_000
 
 
+def test_a_spark_that_cannot_start_is_one_error_line(small_trained, synthetic_small, tmp_path):
+    """Without Java the Spark engine ended in pyspark's traceback."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "klarna_pd.batch", "--engine", "spark", "--model", small_trained.model_tag,
+         "--input", str(synthetic_small), "--output", str(tmp_path / "o.csv")],
+        cwd=ROOT, capture_output=True, text=True, env={**os.environ, "JAVA_HOME": str(tmp_path / "no-java")},
+        timeout=120,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "o.csv").exists()
+    assert (f"error: Spark could not start: [JAVA_GATEWAY_EXITED] Java gateway process exited before sending "
+            f"its port number. (Spark needs Java 17: is it installed? JAVA_HOME is {tmp_path / 'no-java'})"
+            in proc.stderr), proc.stderr
+
+
 def test_spark_submit_runs_the_documented_entry_point(spark, small_trained, expected, synthetic_small, tmp_path):
     """The README's spark-submit command, with a local master instead of YARN."""
     import bentoml
