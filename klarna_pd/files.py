@@ -65,13 +65,19 @@ def check_outputs(inputs: Mapping[str, str | Path | None], outputs: Mapping[str,
                                 path=path)
 
 
+def resolved(path: Path) -> Path:
+    """``path`` with its directory resolved: ``new/../keep/f`` is ``keep/f``, so that no ``new`` is
+    made on the way nor taken for what a run made (the name itself is kept: a link stays a link)."""
+    return path.parent.resolve() / path.name
+
+
 def temp_beside(path: Path) -> Path:
     """A new empty file in ``path``'s directory (created if needed), with the usual permissions.
 
     Raises:
         DataError: the directory cannot be created or written.
     """
-    parent = path.parent.resolve()  # new/../keep is keep: no new directory made on the way
+    parent = resolved(path).parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
@@ -110,8 +116,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     The temporary file lives in the target's directory so the final rename is atomic on POSIX.
     On any error it is removed, with the directories made for it, and ``path`` is left as it was.
     """
-    path = Path(path)
-    path = path.parent.resolve() / path.name  # new/../old is old: nothing made or removed on the way
+    path = resolved(Path(path))
     made = first_missing(path.parent)
     tmp_path = temp_beside(path)
     try:

@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 from ..data.batch import RowProblem
 from ..data.files import is_parquet
 from ..errors import DataError
-from ..files import atomic_path, first_missing, remove_empty, temp_beside
+from ..files import atomic_path, first_missing, remove_empty, resolved, temp_beside
 from .ids import formula_like
 
 
@@ -134,7 +134,7 @@ def open_sinks(output: Path, rejects: Path, id_name: str, separator: str) -> Ite
     The reject file is kept only when some row was rejected; a reject file left by an earlier
     run is then removed, so that it is never taken for this run's.
     """
-    rejects = rejects.parent.resolve() / rejects.name  # new/../old is old, made or not
+    rejects = resolved(rejects)
     with atomic_path(output) as tmp_out:
         made = first_missing(rejects.parent)
         tmp_rej = temp_beside(rejects)

@@ -46,11 +46,11 @@ def read_table(
     names = set(table.column_names)
 
     if spec.id in names:
-        arr = _column(table, spec.id)
+        id_arr = _column(table, spec.id)
         try:
-            id_values, id_bad = kinds.arrow_texts(arr, spec)
+            id_values, id_bad = kinds.arrow_texts(id_arr, spec)
         except TypeError:
-            raise DataError(f"expected {kinds.id_expected()}, the column has type {arr.type}",
+            raise DataError(f"expected {kinds.id_expected()}, the column has type {id_arr.type}",
                             column=spec.id) from None
     elif require_id:
         raise DataError(f"missing id column {spec.id!r}")
@@ -66,7 +66,6 @@ def read_table(
 
     if id_values is not None:
         # A bad id first: a fractional one is None in id_values too, and is not missing.
-        id_arr = _column(table, spec.id)
         flag(id_bad, spec.id,
              lambda i: f"expected {kinds.id_expected()}, got {kinds.shown(id_arr[i].as_py())}")
         if require_id:

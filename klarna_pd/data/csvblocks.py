@@ -38,13 +38,13 @@ def _csv_options(
     reads a column's missing tokens as :mod:`.kinds` does: pyarrow nulls the tokens every column
     shares (:func:`_parser_nulls`), a number column's other tokens must be numbers (missing by
     value after parsing, :meth:`.kinds.NumberRules.blank`), a boolean's none. The rest stay text."""
-    nulls = set(_parser_nulls(spec))
+    nulls = _parser_nulls(spec)
     types = {c: pa.string() for c in present}
     if typed:
         feature = {f.name: f for f in spec.features}
         for c in present:
             f = feature.get(c)
-            others = set(spec.missing_of(f) if f else spec.missing_values) - nulls
+            others = set(spec.missing_of(f) if f else spec.missing_values).difference(nulls)
             if (f and f.kind in ("numeric", "ordinal")) or (c == spec.target and not spec.target_texts):
                 if all(numbers_in([t]) for t in others):
                     types[c] = pa.float64()
@@ -55,7 +55,7 @@ def _csv_options(
     convert = pa_csv.ConvertOptions(
         column_types=types,
         include_columns=present,
-        null_values=list(_parser_nulls(spec)),
+        null_values=list(nulls),
         true_values=list(spec.true_values),
         false_values=list(spec.false_values),
         strings_can_be_null=True,

@@ -26,6 +26,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
 import lightgbm as lgb
@@ -268,7 +269,7 @@ class TrainResult:
     unlabelled_matrix: np.ndarray | None = None
     """The rows to score as the encoder coded them (their PDs are ``unlabelled_pd``)."""
 
-    @property
+    @cached_property
     def oof_ranked(self) -> np.ndarray:
         """The OOF margins through the served calibrator: the order the served model puts the rows in
         (what AUC and ROC judge). ``oof_pd``, each row's PD from a calibrator that did not see it,
